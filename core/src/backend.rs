@@ -1,0 +1,178 @@
+//! The async [`Backend`] trait: the few primitives a coordination service must
+//! offer. Waiting policy, lease keeping, events and the public API live once,
+//! above it, in [`crate::client`], [`crate::waiting`] and [`crate::keeper`].
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::error::Result;
+
+/// What a backend can do; the conformance suite gates its tests on these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Grants carry a fencing token that strictly increases per name.
+    pub fencing: bool,
+    /// [`Backend::watch`] notices a lost lease before the next renewal.
+    pub loss_watch: bool,
+    /// [`Backend::wait_for_change`] is woken by the server, not by polling.
+    pub change_notifications: bool,
+    /// Limits above 1 (counting semaphores) are supported.
+    pub semaphores: bool,
+    /// Several leases share one renewal (one session renews them all).
+    pub shared_renewal: bool,
+}
+
+/// One acquisition request, checked and with defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcquireRequest {
+    /// The lock's name (already validated).
+    pub name: String,
+    /// 1 for a mutex, N for a counting semaphore.
+    pub limit: u32,
+    /// The lease TTL.
+    pub ttl: Duration,
+    /// The holder value stored with the lease.
+    pub value: String,
+}
+
+/// A lease granted by a backend.
+pub struct Grant {
+    /// The lock's name.
+    pub name: String,
+    /// The limit the lock was taken with.
+    pub limit: u32,
+    /// The backend's id for this holder (Consul session, LDLM key, …).
+    pub holder: String,
+    /// Strictly increasing per name across grants; `None` where the backend has none.
+    pub fencing_token: Option<u64>,
+    /// The TTL the backend granted (may be rounded up from the request).
+    pub ttl: Duration,
+    /// Set when the backend can vouch for the lease only until this instant
+    /// before its first renewal (a Consul session older than the grant).
+    pub proven_until: Option<Instant>,
+    /// Grants with the same unit are renewed by one [`Backend::renew`] call;
+    /// `None` means this grant is renewed on its own.
+    pub renewal_unit: Option<String>,
+    /// Backend-private state, read back by the backend's own methods.
+    pub detail: Arc<dyn Any + Send + Sync>,
+}
+
+impl Grant {
+    /// The backend-private detail as `T`. Backends only ever see their own grants.
+    pub fn detail<T: Any + Send + Sync>(&self) -> &T {
+        self.detail
+            .downcast_ref::<T>()
+            .expect("a grant was handed to a backend that did not make it")
+    }
+}
+
+impl fmt::Debug for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grant")
+            .field("name", &self.name)
+            .field("limit", &self.limit)
+            .field("holder", &self.holder)
+            .field("fencing_token", &self.fencing_token)
+            .field("ttl", &self.ttl)
+            .field("proven_until", &self.proven_until)
+            .field("renewal_unit", &self.renewal_unit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a busy lock stood when an attempt failed, so that
+/// [`Backend::wait_for_change`] can wait for it to move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChangeMarker {
+    /// A backend-defined version (Consul's index, the memory store's counter).
+    pub version: u64,
+    /// Set when the lock looked free but could not be taken yet (Consul
+    /// lock-delay): try again after this long even if nothing changes.
+    pub retry_after: Option<Duration>,
+}
+
+/// The result of one acquisition attempt.
+#[derive(Debug)]
+pub enum Attempt {
+    /// The lock was taken.
+    Acquired(Grant),
+    /// The lock is busy; wait for a change past the marker.
+    Busy(ChangeMarker),
+}
+
+/// The result of renewing one grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenewOutcome {
+    /// Still held; valid for `ttl` from when the renewal was sent.
+    Renewed {
+        /// How long the lease is now guaranteed.
+        ttl: Duration,
+    },
+    /// The backend no longer holds this lease.
+    Lost {
+        /// Why, as the backend tells it.
+        reason: String,
+    },
+}
+
+/// How a lease ended without a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseEnd {
+    /// The lease was lost.
+    Lost,
+    /// The holder stopped renewing it on purpose ([`crate::Lease::abandon`]);
+    /// the backend must not renew it again.
+    Abandoned,
+}
+
+/// A coordination service that can hold leases.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The scheme this backend serves (`"memory"`, `"consul"`, …).
+    fn scheme(&self) -> &'static str;
+
+    /// What this backend can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Tries once to take the lock, without waiting for holders to leave.
+    async fn try_acquire(&self, request: &AcquireRequest) -> Result<Attempt>;
+
+    /// Returns once the lock may have changed since `marker`, or at `until`.
+    /// Spurious returns are allowed; returning early is never an error.
+    async fn wait_for_change(
+        &self,
+        request: &AcquireRequest,
+        marker: ChangeMarker,
+        until: Option<Instant>,
+    ) -> Result<()>;
+
+    /// Renews grants that share one renewal unit; one outcome per grant, in order.
+    /// An `Err` means nothing is known (retry); it does not mean lost.
+    async fn renew(&self, grants: &[Arc<Grant>]) -> Result<Vec<RenewOutcome>>;
+
+    /// Gives the lease back. Fails with [`crate::Error::Lost`] when the
+    /// backend no longer held it.
+    async fn release(&self, grant: &Grant) -> Result<()>;
+
+    /// Resolves with a reason once the backend shows the lease is gone.
+    /// Backends without [`Capabilities::loss_watch`] never resolve.
+    async fn watch(&self, grant: &Grant) -> String {
+        let _ = grant;
+        std::future::pending().await
+    }
+
+    /// Told when a lease ends other than by [`Backend::release`], so the
+    /// backend can drop what it kept for it.
+    fn forget(&self, grant: &Grant, end: LeaseEnd) {
+        let _ = (grant, end);
+    }
+
+    /// Frees what the backend keeps for the client (sessions, connections).
+    async fn close(&self) {}
+}

@@ -1,0 +1,176 @@
+//! The client's Consul sessions. One TTL session renews every lease the
+//! client holds with that TTL; a second session is made only when the same
+//! client takes the same name twice (a Consul session cannot hold one key
+//! twice, and a semaphore counts one slot per session). Sessions use
+//! `Behavior: delete`, no health checks (TTL only) and the configured
+//! lock-delay.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::config::{parse_go_duration, whole_seconds};
+use super::http::ConsulHttp;
+use crate::error::{Error, Result};
+
+struct Slot {
+    id: String,
+    ttl: Duration,
+    /// Names this session holds or is trying to take.
+    names: HashSet<String>,
+    /// Until when the session is known to live (last proof + TTL).
+    alive_until: Instant,
+    /// No new names: an abandoned lease must be left to expire.
+    retired: bool,
+}
+
+/// The outcome of renewing a session.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SessionRenewal {
+    /// Alive; guaranteed for this long from when the renewal was sent.
+    Alive(Duration),
+    /// Consul no longer knows the session: everything on it is gone.
+    Gone,
+}
+
+/// A session reserved for one acquisition attempt.
+#[derive(Debug, Clone)]
+pub(crate) struct Reserved {
+    pub id: String,
+    /// The session TTL (whole seconds).
+    pub ttl: Duration,
+    /// Until when the session is known to live.
+    pub alive_until: Instant,
+}
+
+/// The sessions of one client.
+#[derive(Default)]
+pub(crate) struct SessionPool {
+    slots: Mutex<Vec<Slot>>,
+}
+
+impl SessionPool {
+    fn slots(&self) -> MutexGuard<'_, Vec<Slot>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A live session with this TTL that neither holds nor wants `name`;
+    /// marks it as wanting `name`. Creates one when none fits.
+    pub(crate) async fn reserve(
+        &self,
+        http: &ConsulHttp,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<Reserved> {
+        let (ttl, ttl_text) = whole_seconds(ttl);
+        {
+            let now = Instant::now();
+            let mut slots = self.slots();
+            // Sessions nobody proved alive lately may be gone: drop them.
+            slots.retain(|s| {
+                s.alive_until > now + Duration::from_millis(500) || !s.names.is_empty()
+            });
+            if let Some(slot) = slots.iter_mut().find(|s| {
+                s.ttl == ttl && !s.retired && s.alive_until > now && !s.names.contains(name)
+            }) {
+                slot.names.insert(name.to_string());
+                return Ok(Reserved {
+                    id: slot.id.clone(),
+                    ttl,
+                    alive_until: slot.alive_until,
+                });
+            }
+        }
+        let config = http.config();
+        let body = json!({
+            "Name": config.session_name,
+            "TTL": ttl_text,
+            "LockDelay": format!("{}ms", config.lock_delay.as_millis()),
+            "Behavior": "delete",
+            "NodeChecks": [],
+            "ServiceChecks": [],
+            "Checks": [],
+        });
+        let sent = Instant::now();
+        let reply = http
+            .put_json("/v1/session/create", Some(&body))
+            .await?
+            .ok_or_else(|| Error::Backend("consul has no session endpoint".into()))?;
+        let id = reply["ID"]
+            .as_str()
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| Error::Backend(format!("consul's session reply has no ID: {reply}")))?
+            .to_string();
+        self.slots().push(Slot {
+            id: id.clone(),
+            ttl,
+            names: HashSet::from([name.to_string()]),
+            alive_until: sent + ttl,
+            retired: false,
+        });
+        Ok(Reserved {
+            id,
+            ttl,
+            alive_until: sent + ttl,
+        })
+    }
+
+    /// `session` no longer holds or wants `name`.
+    pub(crate) fn unreserve(&self, session: &str, name: &str) {
+        if let Some(slot) = self.slots().iter_mut().find(|s| s.id == session) {
+            slot.names.remove(name);
+        }
+    }
+
+    /// Forgets a session Consul no longer knows.
+    pub(crate) fn forget_session(&self, session: &str) {
+        self.slots().retain(|s| s.id != session);
+    }
+
+    /// No new names go to `session`.
+    pub(crate) fn retire(&self, session: &str) {
+        if let Some(slot) = self.slots().iter_mut().find(|s| s.id == session) {
+            slot.retired = true;
+        }
+    }
+
+    /// Renews `session`; forgets it when Consul no longer knows it.
+    pub(crate) async fn renew(&self, http: &ConsulHttp, session: &str) -> Result<SessionRenewal> {
+        let sent = Instant::now();
+        let reply = http
+            .put_json(&format!("/v1/session/renew/{session}"), None)
+            .await?;
+        let Some(reply) = reply else {
+            self.slots().retain(|s| s.id != session);
+            return Ok(SessionRenewal::Gone);
+        };
+        let mut slots = self.slots();
+        let Some(slot) = slots.iter_mut().find(|s| s.id == session) else {
+            return Ok(SessionRenewal::Alive(Duration::ZERO));
+        };
+        // Honour a longer TTL the server may have set.
+        let granted = reply[0]["TTL"]
+            .as_str()
+            .and_then(|t| parse_go_duration(t).ok())
+            .unwrap_or(slot.ttl)
+            .max(slot.ttl);
+        slot.alive_until = sent + granted;
+        Ok(SessionRenewal::Alive(granted))
+    }
+
+    /// Destroys every session (client shutdown).
+    pub(crate) async fn destroy_all(&self, http: &ConsulHttp) {
+        let ids: Vec<String> = self.slots().drain(..).map(|s| s.id).collect();
+        for id in ids {
+            if let Err(error) = http
+                .put_json(&format!("/v1/session/destroy/{id}"), None)
+                .await
+            {
+                tracing::debug!(%error, "destroying a consul session failed; it will expire");
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! `memory://[namespace]`: an in-process backend with the full semantics
+//! (limits, TTL expiry, fencing tokens, notification-driven waits). It is the
+//! embedded default and the oracle the conformance suite checks others against.
+
+mod store;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+use url::Url;
+
+pub use store::{HolderInfo, MemoryStore};
+
+use crate::backend::{
+    AcquireRequest, Attempt, Backend, Capabilities, ChangeMarker, Grant, RenewOutcome,
+};
+use crate::error::{Error, Result};
+
+/// The `memory://` backend: a handle on a named [`MemoryStore`].
+pub struct MemoryBackend {
+    store: Arc<MemoryStore>,
+}
+
+impl MemoryBackend {
+    /// The backend for `memory://NAMESPACE` (the host part; empty for `memory://`).
+    pub fn from_url(url: &Url) -> Result<Self> {
+        if url.query().is_some() || !matches!(url.path(), "" | "/") {
+            return Err(Error::invalid(
+                "memory:// URLs take only a namespace: memory://[namespace]",
+            ));
+        }
+        Ok(MemoryBackend {
+            store: MemoryStore::named(url.host_str().unwrap_or("")),
+        })
+    }
+
+    /// The store this backend uses.
+    pub fn store(&self) -> &Arc<MemoryStore> {
+        &self.store
+    }
+}
+
+#[async_trait]
+impl Backend for MemoryBackend {
+    fn scheme(&self) -> &'static str {
+        "memory"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            fencing: true,
+            loss_watch: true,
+            change_notifications: true,
+            semaphores: true,
+            shared_renewal: false,
+        }
+    }
+
+    async fn try_acquire(&self, request: &AcquireRequest) -> Result<Attempt> {
+        self.store.try_acquire(request)
+    }
+
+    async fn wait_for_change(
+        &self,
+        request: &AcquireRequest,
+        marker: ChangeMarker,
+        until: Option<Instant>,
+    ) -> Result<()> {
+        self.store
+            .wait_for_change(&request.name, marker, until)
+            .await;
+        Ok(())
+    }
+
+    async fn renew(&self, grants: &[Arc<Grant>]) -> Result<Vec<RenewOutcome>> {
+        Ok(grants.iter().map(|g| self.store.renew(g)).collect())
+    }
+
+    async fn release(&self, grant: &Grant) -> Result<()> {
+        self.store.release(grant)
+    }
+
+    async fn watch(&self, grant: &Grant) -> String {
+        self.store.watch(grant).await
+    }
+}

@@ -1,0 +1,4 @@
+//! The backends, one folder each. Each implements [`crate::backend::Backend`].
+
+pub mod consul;
+pub mod memory;

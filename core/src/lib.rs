@@ -1,0 +1,53 @@
+//! # polylock
+//!
+//! Distributed locks and counting semaphores with fencing tokens, over the
+//! coordination services teams already run, selected by URL:
+//!
+//! - `memory://[namespace]`: in-process; the embedded default and test oracle.
+//! - `consul://host:port` (and `consul+https://`): Consul sessions and KV,
+//!   compatible with HashiCorp's `api.Lock`, `api.Semaphore` and `consul lock`.
+//!
+//! Every lease is renewed by the client's keeper until released; when the
+//! keeper cannot prove a lease before its deadline, the lease is lost:
+//! [`Lease::is_held`] turns false and [`Lease::on_lost`] callbacks fire once.
+//!
+//! ```no_run
+//! # async fn demo() -> polylock::Result<()> {
+//! use std::time::Duration;
+//! use polylock::{Client, LockOptions};
+//!
+//! let client = Client::connect("memory://").await?;
+//! let lock = client.lock("jobs/nightly", LockOptions::mutex().ttl(Duration::from_secs(10)))?;
+//! let lease = lock.acquire(Duration::from_secs(5)).await?;
+//! println!("fencing token {:?}", lease.fencing_token());
+//! lease.release().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The same API without async is in [`blocking`].
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod backends;
+pub mod blocking;
+mod client;
+mod error;
+pub mod events;
+mod keeper;
+mod lease;
+mod options;
+mod runtime;
+pub mod url;
+mod waiting;
+
+pub use backend::Capabilities;
+pub use client::{Client, Lock};
+pub use error::{Error, ErrorKind, Result};
+pub use events::{Event, Observer};
+pub use lease::{Lease, LostCallback, LostEvent};
+pub use options::{
+    default_holder_value, validate_limit, validate_name, validate_ttl, ClientOptions, LockOptions,
+    Secret, DEFAULT_TTL, MAX_NAME_LEN, MAX_TTL, MAX_VALUE_LEN, MIN_TTL,
+};
+pub use waiting::Wait;

@@ -1,0 +1,89 @@
+//! The one process-wide tokio runtime every client, keeper and backend uses.
+//!
+//! It starts lazily on first use. After `fork()` the parent's runtime threads
+//! do not exist in the child, so the runtime is keyed by process id: a child's
+//! first call builds a fresh runtime and the parent's is leaked (dropping it
+//! would wait for threads that are gone). Clients made before a fork belong to
+//! the parent; using one in the child is a [`Error::Usage`].
+//!
+//! Async API calls run their work here ([`run`]) and await the result, so the
+//! caller may be on any executor. The blocking facade ([`block_on`]) waits on
+//! the calling thread and refuses to run inside an async runtime, where
+//! blocking would deadlock or starve it.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use tokio::runtime::{Builder, Handle, Runtime};
+
+use crate::error::{Error, Result};
+
+static RUNTIME: Mutex<Option<(u32, Arc<Runtime>)>> = Mutex::new(None);
+
+/// The runtime of this process, started on first use.
+pub(crate) fn handle() -> Handle {
+    let pid = std::process::id();
+    let mut slot = RUNTIME.lock().unwrap_or_else(|poison| poison.into_inner());
+    match slot.as_ref() {
+        Some((owner, runtime)) if *owner == pid => runtime.handle().clone(),
+        _ => {
+            if let Some((_, inherited)) = slot.take() {
+                // Forked: the threads behind it are gone; never drop it.
+                std::mem::forget(inherited);
+            }
+            let runtime = Arc::new(
+                Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("polylock")
+                    .enable_all()
+                    .build()
+                    .expect("polylock cannot start its tokio runtime"),
+            );
+            let handle = runtime.handle().clone();
+            *slot = Some((pid, runtime));
+            handle
+        }
+    }
+}
+
+/// Runs `fut` on the polylock runtime and awaits its output from any executor.
+pub(crate) async fn run<F>(fut: F) -> Result<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    handle()
+        .spawn(fut)
+        .await
+        .map_err(|e| Error::Usage(format!("polylock task did not complete: {e}")))
+}
+
+/// Runs `fut` on the polylock runtime and blocks the calling thread until it
+/// is done. Fails with [`Error::Usage`] when called from inside a tokio runtime.
+pub(crate) fn block_on<F>(fut: F) -> Result<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    if Handle::try_current().is_ok() {
+        return Err(Error::Usage(
+            "the blocking API was called from inside an async runtime; use the async API there"
+                .into(),
+        ));
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    handle().spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    rx.blocking_recv()
+        .map_err(|_| Error::Usage("polylock task did not complete".into()))
+}
+
+/// Spawns `fut` on the polylock runtime without waiting for it.
+pub(crate) fn spawn<F>(fut: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    handle().spawn(fut)
+}

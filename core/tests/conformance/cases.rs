@@ -1,0 +1,458 @@
+//! The behaviour every backend must show. Each case gets a fresh [`Harness`]
+//! and unique lock names; none sleeps to synchronise, none asserts timing.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use polylock::{ErrorKind, Event, LockOptions};
+use tokio::sync::mpsc;
+
+use crate::harness::{next_event, Harness, EVENT_LIMIT};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn mutex(ttl_secs: u64) -> LockOptions {
+    LockOptions::mutex().ttl(Duration::from_secs(ttl_secs))
+}
+
+pub async fn try_acquire_and_release(h: &Harness) {
+    let name = h.name("try");
+    let (a, b) = (h.client().await, h.client().await);
+    let lease = a
+        .lock(&name, mutex(15).value("worker-a"))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("a free lock is taken");
+    assert_eq!(lease.name(), name);
+    assert_eq!(lease.value(), "worker-a");
+    assert!(lease.is_held());
+    assert!(lease.time_to_expiration() > Duration::ZERO);
+    assert!(lease.time_to_expiration() <= lease.ttl());
+    assert_eq!(lease.fencing_token().is_some(), a.capabilities().fencing);
+    assert!(b
+        .lock(&name, mutex(15))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .is_none());
+    lease.release().await.unwrap();
+    assert!(!lease.is_held());
+    assert_eq!(lease.time_to_expiration(), Duration::ZERO);
+    let again = b
+        .lock(&name, mutex(15))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap();
+    again
+        .expect("a released lock is free")
+        .release()
+        .await
+        .unwrap();
+}
+
+pub async fn one_client_cannot_take_a_mutex_twice(h: &Harness) {
+    let name = h.name("reentry");
+    let client = h.client().await;
+    let lock = client.lock(&name, mutex(15)).unwrap();
+    let first = lock.try_acquire().await.unwrap().expect("free");
+    assert!(
+        lock.try_acquire().await.unwrap().is_none(),
+        "locks are not reentrant"
+    );
+    first.release().await.unwrap();
+}
+
+pub async fn acquire_times_out(h: &Harness) {
+    let name = h.name("timeout");
+    let (a, b) = (h.client().await, h.client().await);
+    let held = a
+        .lock(&name, mutex(15))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .unwrap();
+    let error = b
+        .lock(&name, mutex(15))
+        .unwrap()
+        .acquire(Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
+    assert!(error.to_string().contains(&name));
+    held.release().await.unwrap();
+}
+
+pub async fn waiter_gets_the_lock_on_release(h: &Harness) {
+    let name = h.name("handover");
+    let a = h.client().await;
+    let (b, mut events) = h.observed_client().await;
+    let first = a
+        .lock(&name, mutex(15))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .unwrap();
+    let waiter = {
+        let lock = b.lock(&name, mutex(15)).unwrap();
+        tokio::spawn(async move { lock.acquire(WAIT).await })
+    };
+    next_event(&mut events, |e| {
+        matches!(e, Event::WaitStarted { .. }).then_some(())
+    })
+    .await;
+    first.release().await.unwrap();
+    let second = waiter.await.unwrap().expect("the waiter gets the lock");
+    if let (Some(t1), Some(t2)) = (first.fencing_token(), second.fencing_token()) {
+        assert!(t2 > t1, "fencing tokens increase: {t1} then {t2}");
+    }
+    let acquired = next_event(&mut events, |e| match e {
+        Event::WaitEnded { acquired, .. } => Some(*acquired),
+        _ => None,
+    })
+    .await;
+    assert!(acquired);
+    second.release().await.unwrap();
+}
+
+pub async fn mutual_exclusion_with_increasing_tokens(h: &Harness) {
+    const CLIENTS: usize = 4;
+    const TASKS_PER_CLIENT: usize = 2;
+    const ROUNDS: usize = 3;
+    let name = h.name("exclusion");
+    let inside = Arc::new(AtomicUsize::new(0));
+    let tokens = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let client = h.client().await;
+        for _ in 0..TASKS_PER_CLIENT {
+            let lock = client.lock(&name, mutex(15)).unwrap();
+            let (inside, tokens) = (inside.clone(), tokens.clone());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..ROUNDS {
+                    let lease = lock
+                        .acquire(WAIT)
+                        .await
+                        .expect("every contender gets a turn");
+                    assert_eq!(
+                        inside.fetch_add(1, Ordering::SeqCst),
+                        0,
+                        "two holders at once"
+                    );
+                    tokens.lock().unwrap().push(lease.fencing_token());
+                    tokio::task::yield_now().await;
+                    assert_eq!(inside.fetch_sub(1, Ordering::SeqCst), 1);
+                    lease.release().await.unwrap();
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let tokens = tokens.lock().unwrap();
+    assert_eq!(tokens.len(), CLIENTS * TASKS_PER_CLIENT * ROUNDS);
+    if tokens[0].is_some() {
+        for pair in tokens.windows(2) {
+            assert!(
+                pair[1] > pair[0],
+                "tokens must strictly increase: {tokens:?}"
+            );
+        }
+    }
+}
+
+pub async fn semaphore_respects_its_limit(h: &Harness) {
+    const LIMIT: u32 = 3;
+    let name = h.name("semaphore");
+    let options = LockOptions::semaphore(LIMIT).ttl(Duration::from_secs(15));
+    let mut clients = Vec::new();
+    for _ in 0..LIMIT + 2 {
+        clients.push(h.client().await);
+    }
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for client in &clients {
+        match client
+            .lock(&name, options.clone())
+            .unwrap()
+            .try_acquire()
+            .await
+            .unwrap()
+        {
+            Some(lease) => held.push(lease),
+            None => refused += 1,
+        }
+    }
+    assert_eq!(held.len(), LIMIT as usize);
+    assert_eq!(refused, 2);
+    let tokens: std::collections::HashSet<_> = held.iter().map(|l| l.fencing_token()).collect();
+    if held[0].fencing_token().is_some() {
+        assert_eq!(tokens.len(), held.len(), "every grant has its own token");
+    }
+    held.pop().unwrap().release().await.unwrap();
+    let late = clients[LIMIT as usize]
+        .lock(&name, options.clone())
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("a released slot is free");
+    held.push(late);
+    // Concurrent holders never exceed the limit while contenders cycle.
+    for lease in held.drain(..) {
+        lease.release().await.unwrap();
+    }
+    let inside = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for client in &clients {
+        let lock = client.lock(&name, options.clone()).unwrap();
+        let (inside, most) = (inside.clone(), most.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..2 {
+                let lease = lock.acquire(WAIT).await.expect("a slot frees up");
+                let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                assert!(now <= LIMIT as usize, "{now} holders with limit {LIMIT}");
+                tokio::task::yield_now().await;
+                inside.fetch_sub(1, Ordering::SeqCst);
+                lease.release().await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(most.load(Ordering::SeqCst) >= 1);
+}
+
+pub async fn limit_mismatch_is_an_error(h: &Harness) {
+    let name = h.name("mismatch");
+    let (a, b) = (h.client().await, h.client().await);
+    let ttl = Duration::from_secs(15);
+    let held = a
+        .lock(&name, LockOptions::semaphore(3).ttl(ttl))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .unwrap();
+    let error = b
+        .lock(&name, LockOptions::semaphore(2).ttl(ttl))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::LimitMismatch, "{error}");
+    held.release().await.unwrap();
+    // Once idle, the lock may be used with another limit.
+    let other = b
+        .lock(&name, LockOptions::semaphore(2).ttl(ttl))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("an idle lock takes a new limit");
+    other.release().await.unwrap();
+}
+
+pub async fn ttl_expiry_frees_an_abandoned_lease(h: &Harness) {
+    let name = h.name("expiry");
+    let (a, b) = (h.client().await, h.client().await);
+    let lease = a
+        .lock(&name, mutex(1))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .unwrap();
+    lease.abandon();
+    let next = b
+        .lock(&name, mutex(15))
+        .unwrap()
+        .acquire(WAIT)
+        .await
+        .expect("the backend frees a lease nobody renews");
+    next.release().await.unwrap();
+}
+
+pub async fn keeper_renews_held_leases(h: &Harness) {
+    let name = h.name("renewal");
+    let (client, mut events) = h.observed_client().await;
+    let lease = client
+        .lock(&name, mutex(1))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .unwrap();
+    for _ in 0..3 {
+        next_event(&mut events, |e| {
+            matches!(e, Event::Renewed { .. }).then_some(())
+        })
+        .await;
+    }
+    assert!(lease.is_held(), "{:?}", lease.loss_reason());
+    lease.renew().await.unwrap();
+    lease.release().await.unwrap();
+}
+
+pub async fn lost_callback_fires_once_when_revoked(h: &Harness) {
+    let name = h.name("revoked");
+    let (client, mut events) = h.observed_client().await;
+    let lease = client
+        .lock(&name, mutex(15))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (tx, mut fired) = mpsc::unbounded_channel();
+    {
+        let (calls, tx) = (calls.clone(), tx.clone());
+        lease.on_lost(move |event| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let _ = tx.send(event.clone());
+        });
+    }
+    h.revoke(&lease).await;
+    let event = tokio::time::timeout(EVENT_LIMIT, fired.recv())
+        .await
+        .expect("the lost callback fires")
+        .unwrap();
+    assert_eq!(event.name, name);
+    assert_eq!(event.holder, lease.holder());
+    assert!(!lease.is_held());
+    assert!(lease.loss_reason().is_some());
+    assert_eq!(lease.lost().await.map(|e| e.name), Some(name.clone()));
+    next_event(&mut events, |e| {
+        matches!(e, Event::Lost { .. }).then_some(())
+    })
+    .await;
+    // Release and renew of a lost lease are typed errors.
+    assert_eq!(lease.release().await.unwrap_err().kind(), ErrorKind::Lost);
+    assert_eq!(lease.renew().await.unwrap_err().kind(), ErrorKind::Lost);
+    // A callback registered after the loss runs at once, also exactly once.
+    lease.on_lost(move |event| {
+        let _ = tx.send(event.clone());
+    });
+    tokio::time::timeout(EVENT_LIMIT, fired.recv())
+        .await
+        .expect("a late callback fires")
+        .unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the first callback ran exactly once"
+    );
+    // The lock is free for others.
+    let other = h.client().await;
+    other
+        .lock(&name, mutex(15))
+        .unwrap()
+        .acquire(WAIT)
+        .await
+        .expect("a revoked lock is free")
+        .release()
+        .await
+        .unwrap();
+}
+
+pub async fn double_release_is_an_error(h: &Harness) {
+    let name = h.name("double");
+    let client = h.client().await;
+    let lease = client
+        .lock(&name, mutex(15))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .unwrap();
+    lease.release().await.unwrap();
+    let error = lease.release().await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotHeld, "{error}");
+    assert_eq!(lease.renew().await.unwrap_err().kind(), ErrorKind::NotHeld);
+}
+
+pub async fn dropping_a_lease_releases_it(h: &Harness) {
+    let name = h.name("drop");
+    let (a, b) = (h.client().await, h.client().await);
+    let lease = a
+        .lock(&name, mutex(15))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .unwrap();
+    drop(lease);
+    b.lock(&name, mutex(15))
+        .unwrap()
+        .acquire(WAIT)
+        .await
+        .expect("a dropped lease is released")
+        .release()
+        .await
+        .unwrap();
+}
+
+pub async fn invalid_names_and_options_are_rejected(h: &Harness) {
+    let client = h.client().await;
+    for name in ["", "/lead", "trail/", "a//b", "a/../b", "spa ce", "ünï"] {
+        let error = client.lock(name, LockOptions::mutex()).unwrap_err();
+        assert_eq!(
+            error.kind(),
+            ErrorKind::InvalidArgument,
+            "{name:?}: {error}"
+        );
+    }
+    let name = h.name("options");
+    for options in [
+        LockOptions::mutex().ttl(Duration::ZERO),
+        LockOptions::mutex().ttl(Duration::from_millis(500)),
+        LockOptions::mutex().ttl(polylock::MAX_TTL + Duration::from_secs(1)),
+        LockOptions::semaphore(0),
+        LockOptions::mutex().value("x".repeat(polylock::MAX_VALUE_LEN + 1)),
+    ] {
+        let error = client.lock(&name, options.clone()).unwrap_err();
+        assert_eq!(
+            error.kind(),
+            ErrorKind::InvalidArgument,
+            "{options:?}: {error}"
+        );
+    }
+}
+
+pub async fn observers_see_the_lease_lifecycle(h: &Harness) {
+    let name = h.name("events");
+    let (client, mut events) = h.observed_client().await;
+    let lease = client
+        .lock(&name, mutex(15))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .unwrap();
+    let token = next_event(&mut events, |e| match e {
+        Event::Acquired {
+            name: n,
+            fencing_token,
+            ..
+        } if *n == name => Some(*fencing_token),
+        _ => None,
+    })
+    .await;
+    assert_eq!(token, lease.fencing_token());
+    lease.release().await.unwrap();
+    next_event(&mut events, |e| {
+        matches!(e, Event::Released { name: n } if *n == name).then_some(())
+    })
+    .await;
+}

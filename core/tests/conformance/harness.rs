@@ -1,0 +1,136 @@
+//! What the conformance cases need from a backend under test: clients, unique
+//! lock names, and a way to take a lease away behind its holder's back.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use polylock::backends::memory::MemoryStore;
+use polylock::{Client, ClientOptions, Event, Lease};
+use tokio::sync::mpsc;
+
+/// Every case runs under this limit, so no test can hang CI.
+pub const CASE_LIMIT: Duration = Duration::from_secs(120);
+/// Upper bound for waiting on an event that must happen.
+pub const EVENT_LIMIT: Duration = Duration::from_secs(60);
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+fn unique() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+enum Kind {
+    Memory { namespace: String },
+    Consul { http: String },
+}
+
+/// A backend under test.
+pub struct Harness {
+    kind: Kind,
+    url: String,
+}
+
+/// Reads `var`; without it the backend's cases are skipped, except in CI
+/// (`CI` set), where a missing server is a failure.
+fn server_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{var} is not set; CI must run every backend against a real server")
+        }
+        _ => {
+            eprintln!("skipped: {var} is not set (tests/run.sh sets it)");
+            None
+        }
+    }
+}
+
+impl Harness {
+    pub fn memory() -> Option<Harness> {
+        let namespace = format!("conformance-{}", unique());
+        Some(Harness {
+            url: format!("memory://{namespace}"),
+            kind: Kind::Memory { namespace },
+        })
+    }
+
+    pub fn consul() -> Option<Harness> {
+        let url = server_url("POLYLOCK_TEST_CONSUL_URL")?;
+        let http = url.replacen("consul://", "http://", 1);
+        Some(Harness {
+            url,
+            kind: Kind::Consul { http },
+        })
+    }
+
+    /// A lock name no other case or run uses.
+    pub fn name(&self, base: &str) -> String {
+        format!("conformance/{base}-{}", unique())
+    }
+
+    pub async fn client(&self) -> Client {
+        self.client_with(|_| {}).await
+    }
+
+    pub async fn client_with(&self, configure: impl FnOnce(&mut ClientOptions)) -> Client {
+        let mut options = ClientOptions::new(&self.url);
+        configure(&mut options);
+        Client::from_options(options)
+            .await
+            .expect("connecting to the backend under test")
+    }
+
+    /// A client whose observer forwards every event to the returned receiver.
+    pub async fn observed_client(&self) -> (Client, mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let client = self
+            .client_with(|options| {
+                options
+                    .observers
+                    .push(std::sync::Arc::new(move |event: &Event| {
+                        let _ = tx.send(event.clone());
+                    }));
+            })
+            .await;
+        (client, rx)
+    }
+
+    /// Takes `lease` away behind its holder's back, as an operator or a
+    /// failure would.
+    pub async fn revoke(&self, lease: &Lease) {
+        match &self.kind {
+            Kind::Memory { namespace } => {
+                assert!(MemoryStore::named(namespace).revoke(lease.name(), lease.holder()));
+            }
+            Kind::Consul { http } => {
+                let response = reqwest::Client::new()
+                    .put(format!("{http}/v1/session/destroy/{}", lease.holder()))
+                    .send()
+                    .await
+                    .expect("consul answers");
+                assert!(response.status().is_success(), "{}", response.status());
+            }
+        }
+    }
+}
+
+/// Waits (bounded) for the first event `pick` accepts.
+pub async fn next_event<T>(
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> T {
+    tokio::time::timeout(EVENT_LIMIT, async {
+        loop {
+            let event = events.recv().await.expect("the observer stays registered");
+            if let Some(found) = pick(&event) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("the expected event did not arrive in time")
+}

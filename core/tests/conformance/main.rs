@@ -1,0 +1,55 @@
+//! The conformance suite: every case in [`cases`] runs against `memory://`
+//! always, and against each real backend whose URL is set
+//! (`POLYLOCK_TEST_CONSUL_URL`; in CI a missing URL fails the run).
+//! Cases that need a capability the backend lacks are skipped for it.
+
+mod cases;
+mod harness;
+
+macro_rules! conformance {
+    ($backend:ident: $($case:ident $(if $capability:ident)?),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(harness) = crate::harness::Harness::$backend() else { return };
+                    $(
+                        let client = harness.client().await;
+                        if !client.capabilities().$capability {
+                            eprintln!("skipped: no {}", stringify!($capability));
+                            return;
+                        }
+                    )?
+                    tokio::time::timeout(crate::harness::CASE_LIMIT, crate::cases::$case(&harness))
+                        .await
+                        .expect("the case finished within its time limit");
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! suite {
+    ($($backend:ident),*) => {
+        $(
+            conformance!($backend:
+                try_acquire_and_release,
+                one_client_cannot_take_a_mutex_twice,
+                acquire_times_out,
+                waiter_gets_the_lock_on_release,
+                mutual_exclusion_with_increasing_tokens,
+                semaphore_respects_its_limit if semaphores,
+                limit_mismatch_is_an_error if semaphores,
+                ttl_expiry_frees_an_abandoned_lease,
+                keeper_renews_held_leases,
+                lost_callback_fires_once_when_revoked,
+                double_release_is_an_error,
+                dropping_a_lease_releases_it,
+                invalid_names_and_options_are_rejected,
+                observers_see_the_lease_lifecycle,
+            );
+        )*
+    };
+}
+
+suite!(memory, consul);

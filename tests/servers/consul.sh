@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Build (once, cached), start and stop real Consul agents for the tests.
+#
+#   consul.sh build                 print the path of the cached consul binary
+#   consul.sh start STATE_DIR       start a dev agent; print its http URL
+#   consul.sh start-cluster STATE_DIR
+#                                   start three servers on 127.0.0.1; print the
+#                                   http URLs, one per line
+#   consul.sh stop STATE_DIR        stop whatever `start`/`start-cluster` started
+#
+# The binary is built from the Go module proxy through a throwaway wrapper
+# module (consul's own go.mod has local replace lines, so `go install` refuses
+# it) and cached under ~/.cache/polylock/consul/<version>/.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+# v1.16.3: the newest 1.16 release whose published submodules all resolve
+# from the module proxy (v1.16.4+ need unpublished or incompatible ones).
+CONSUL_VERSION="${POLYLOCK_CONSUL_VERSION:-v1.16.3}"
+
+build_consul() {
+  local out=$1 work
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  cat >"$work/go.mod" <<MOD
+module polylock.test/consulbuild
+
+go 1.21
+
+require github.com/hashicorp/consul $CONSUL_VERSION
+
+exclude (
+	github.com/hashicorp/go-msgpack v1.1.5
+	github.com/hashicorp/go-msgpack v1.1.6
+)
+MOD
+  printf 'package consulbuild\n\nimport _ "github.com/hashicorp/consul"\n' >"$work/deps.go"
+  # The checksum database is not reachable from every build machine; the
+  # wrapper only builds a throwaway test server, so it does without it.
+  (cd "$work" && export GOSUMDB=off GOFLAGS=-mod=mod && go mod tidy >&2 &&
+    CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out" github.com/hashicorp/consul >&2)
+}
+
+consul_bin() { go_build_cached consul "$CONSUL_VERSION" build_consul; }
+
+# start_agent STATE_DIR NAME EXTRA_ARGS...: start one agent in the background,
+# write its pid to STATE_DIR/NAME.pid and its http URL to STATE_DIR/NAME.url.
+start_agent() {
+  local state=$1 name=$2; shift 2
+  local http=$(free_port) server=$(free_port) lan=$(free_port) wan=$(free_port)
+  mkdir -p "$state/$name"
+  "$(consul_bin)" agent -bind=127.0.0.1 -client=127.0.0.1 -node="$name" \
+    -http-port="$http" -dns-port=-1 -grpc-port=-1 -grpc-tls-port=-1 \
+    -server-port="$server" -serf-lan-port="$lan" -serf-wan-port="$wan" \
+    -hcl 'session_ttl_min = "1s"' -log-level=warn "$@" \
+    >"$state/$name/agent.log" 2>&1 &
+  echo $! >"$state/$name.pid"
+  echo "$lan" >"$state/$name.serf"
+  echo "http://127.0.0.1:$http" >"$state/$name.url"
+}
+
+# leader_ready URL: true once the agent answers with an elected leader.
+leader_ready() {
+  local leader
+  leader=$(curl -sf --max-time 2 "$1/v1/status/leader") || return 1
+  [ -n "$leader" ] && [ "$leader" != '""' ]
+}
+
+cmd=${1:-}
+case "$cmd" in
+  build) consul_bin ;;
+  start)
+    state=${2:?state dir}
+    consul_bin >/dev/null
+    start_agent "$state" dev -dev
+    url=$(cat "$state/dev.url")
+    wait_for 60 "consul dev agent at $url" leader_ready "$url" ||
+      { cat "$state/dev/agent.log" >&2; die "consul did not become ready"; }
+    echo "$url"
+    ;;
+  start-cluster)
+    state=${2:?state dir}
+    consul_bin >/dev/null
+    mkdir -p "$state"
+    for n in 1 2 3; do
+      start_agent "$state" "server$n" -server -bootstrap-expect=3 \
+        -data-dir="$state/server$n/data"
+    done
+    # Each server learns the others' serf ports once all three are running.
+    for n in 1 2 3; do
+      for m in 1 2 3; do
+        [ "$n" = "$m" ] && continue
+        "$(consul_bin)" join -http-addr="$(cat "$state/server$n.url")" \
+          "127.0.0.1:$(cat "$state/server$m.serf")" >/dev/null 2>&1 || true
+      done
+    done
+    for n in 1 2 3; do
+      url=$(cat "$state/server$n.url")
+      wait_for 90 "consul server$n at $url" leader_ready "$url" ||
+        { cat "$state/server$n/agent.log" >&2; die "consul cluster did not elect a leader"; }
+    done
+    cat "$state"/server*.url
+    ;;
+  stop)
+    state=${2:?state dir}
+    for f in "$state"/*.pid; do [ -e "$f" ] && stop_pidfile "$f"; done
+    ;;
+  *) die "usage: consul.sh build|start DIR|start-cluster DIR|stop DIR" ;;
+esac
