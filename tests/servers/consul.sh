@@ -3,6 +3,9 @@
 #
 #   consul.sh build                 print the path of the cached consul binary
 #   consul.sh start STATE_DIR       start a dev agent; print its http URL
+#   consul.sh start-acl STATE_DIR   start a dev agent with ACLs on (default
+#                                   deny); print its http URL; the management
+#                                   token is in STATE_DIR/acl.token
 #   consul.sh start-cluster STATE_DIR
 #                                   start three servers on 127.0.0.1; print the
 #                                   http URLs, one per line
@@ -79,6 +82,21 @@ case "$cmd" in
       { cat "$state/dev/agent.log" >&2; die "consul did not become ready"; }
     echo "$url"
     ;;
+  start-acl)
+    state=${2:?state dir}
+    consul_bin >/dev/null
+    mkdir -p "$state"
+    python3 -c 'import uuid; print(uuid.uuid4())' >"$state/acl.token"
+    start_agent "$state" acl -dev -hcl "acl {
+      enabled = true
+      default_policy = \"deny\"
+      tokens { initial_management = \"$(cat "$state/acl.token")\" }
+    }"
+    url=$(cat "$state/acl.url")
+    wait_for 60 "consul ACL agent at $url" leader_ready "$url" ||
+      { cat "$state/acl/agent.log" >&2; die "consul (ACL) did not become ready"; }
+    echo "$url"
+    ;;
   start-cluster)
     state=${2:?state dir}
     consul_bin >/dev/null
@@ -106,5 +124,5 @@ case "$cmd" in
     state=${2:?state dir}
     for f in "$state"/*.pid; do [ -e "$f" ] && stop_pidfile "$f"; done
     ;;
-  *) die "usage: consul.sh build|start DIR|start-cluster DIR|stop DIR" ;;
+  *) die "usage: consul.sh build|start DIR|start-acl DIR|start-cluster DIR|stop DIR" ;;
 esac

@@ -29,6 +29,10 @@ use crate::backend::{
 };
 use crate::error::{Error, Result};
 
+/// How long a fresh lease goes unwatched. Watching is a long-poll that holds
+/// an HTTP connection; leases released sooner never open one (a loss in this
+/// window is still caught, by the first watch read or the next renewal).
+const WATCH_GRACE: Duration = Duration::from_millis(200);
 /// Pause after a failed watch read before the next; doubles up to 5 s.
 const WATCH_RETRY: Duration = Duration::from_millis(200);
 /// Least time between two watch reads, so a busy key cannot make a watcher spin.
@@ -60,6 +64,8 @@ struct ConsulGrant {
     session: String,
     held: Held,
     value: Vec<u8>,
+    /// The Raft index of the acquisition: watching starts from it.
+    index: u64,
 }
 
 /// The `consul://` backend.
@@ -148,6 +154,7 @@ impl Backend for ConsulBackend {
                             session: session.id,
                             held,
                             value: value.to_vec(),
+                            index: token,
                         }),
                     }))
                 }
@@ -240,10 +247,20 @@ impl Backend for ConsulBackend {
 
     async fn watch(&self, grant: &Grant) -> String {
         let detail = grant.detail::<ConsulGrant>();
+        tokio::time::sleep(WATCH_GRACE).await;
         match &detail.held {
-            Held::Mutex { key } => mutex::watch(&self.http, key, &detail.session).await,
+            Held::Mutex { key } => {
+                mutex::watch(&self.http, key, &detail.session, detail.index).await
+            }
             Held::Semaphore { prefix } => {
-                semaphore::watch(&self.http, &grant.name, prefix, &detail.session).await
+                semaphore::watch(
+                    &self.http,
+                    &grant.name,
+                    prefix,
+                    &detail.session,
+                    detail.index,
+                )
+                .await
             }
         }
     }
@@ -261,15 +278,17 @@ impl Backend for ConsulBackend {
     }
 }
 
-/// Consistent blocking reads of `key` until `lost` names a reason. Read
-/// errors are retried with backoff: renewals remain the safety net.
+/// Consistent blocking reads of `key`, from index `since`, until `lost`
+/// names a reason. Read errors are retried with backoff: renewals remain the
+/// safety net.
 async fn watch_loop(
     http: &ConsulHttp,
     key: &str,
     recurse: bool,
+    since: u64,
     lost: impl Fn(&KvRead) -> Option<String>,
 ) -> String {
-    let mut index = 0;
+    let mut index = since;
     let mut retry = WATCH_RETRY;
     loop {
         let started = Instant::now();

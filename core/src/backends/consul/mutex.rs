@@ -155,9 +155,10 @@ pub(crate) async fn release(
     }
 }
 
-/// Resolves once `key` is not held by `session` any more.
-pub(crate) async fn watch(http: &ConsulHttp, key: &str, session: &str) -> String {
-    super::watch_loop(http, key, false, |read| match read.pairs.first() {
+/// Resolves once `key` is not held by `session` any more, watching from
+/// index `since`.
+pub(crate) async fn watch(http: &ConsulHttp, key: &str, session: &str, since: u64) -> String {
+    super::watch_loop(http, key, false, since, |read| match read.pairs.first() {
         None => Some(format!("consul key {key:?} was deleted")),
         Some(pair) if pair.holder() != Some(session) => Some(format!(
             "consul key {key:?} is no longer held by this client's session"

@@ -220,10 +220,17 @@ pub(crate) async fn release(
     )))
 }
 
-/// Resolves once `session` is no longer a live holder of semaphore `prefix`.
-pub(crate) async fn watch(http: &ConsulHttp, name: &str, prefix: &str, session: &str) -> String {
+/// Resolves once `session` is no longer a live holder of semaphore `prefix`,
+/// watching from index `since`.
+pub(crate) async fn watch(
+    http: &ConsulHttp,
+    name: &str,
+    prefix: &str,
+    session: &str,
+    since: u64,
+) -> String {
     let keys = Keys::new(prefix, session);
-    super::watch_loop(http, &keys.prefix, true, |read| {
+    super::watch_loop(http, &keys.prefix, true, since, |read| {
         match read_state(name, &keys, read) {
             Ok(state) if state.body.holders.contains_key(session) => None,
             Ok(_) => Some(format!(

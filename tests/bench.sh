@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Runs the benchmarks against real servers started for the purpose.
+#   tests/bench.sh            (POLYLOCK_BENCH_ITERATIONS=N for more samples)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tests/with-servers.sh cargo bench -p polylock --bench consul_latency --locked

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs and a fresh machine may lack: Debian
+# packages (curl, python3, flock, a C toolchain), the Rust components rustfmt
+# and clippy, and Go (which builds the Consul test server). Idempotent.
+set -euo pipefail
+
+need_apt=()
+command -v curl >/dev/null || need_apt+=(curl ca-certificates)
+command -v python3 >/dev/null || need_apt+=(python3)
+command -v flock >/dev/null || need_apt+=(util-linux)
+command -v cc >/dev/null || need_apt+=(build-essential)
+command -v go >/dev/null || need_apt+=(golang-go)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${need_apt[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "install-deps: cargo is missing; this machine kind ships Rust via rustup" >&2
+  exit 1
+fi
+if command -v rustup >/dev/null; then
+  for component in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$component" ||
+      rustup component add "$component"
+  done
+fi

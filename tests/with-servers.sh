@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Starts every real server the tests use, exports their URLs, runs the given
+# command, and stops the servers again whatever happens.
+#
+#   tests/with-servers.sh COMMAND [ARGS...]
+#
+# Exports POLYLOCK_TEST_CONSUL_URL, POLYLOCK_TEST_CONSUL_ACL_URL,
+# POLYLOCK_TEST_CONSUL_ACL_TOKEN and POLYLOCK_CONSUL_BIN. Servers listen on
+# 127.0.0.1 only, on free ports, with state in a temporary directory.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+servers="$root/tests/servers"
+state=$(mktemp -d "${TMPDIR:-/tmp}/polylock-servers.XXXXXX")
+
+cleanup() {
+  bash "$servers/consul.sh" stop "$state/consul" || true
+  bash "$servers/consul.sh" stop "$state/consul-acl" || true
+  rm -rf "$state"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+consul_http=$(bash "$servers/consul.sh" start "$state/consul")
+consul_acl_http=$(bash "$servers/consul.sh" start-acl "$state/consul-acl")
+export POLYLOCK_CONSUL_BIN=$(bash "$servers/consul.sh" build)
+export POLYLOCK_TEST_CONSUL_URL="consul://${consul_http#http://}"
+export POLYLOCK_TEST_CONSUL_ACL_URL="consul://${consul_acl_http#http://}"
+export POLYLOCK_TEST_CONSUL_ACL_TOKEN=$(cat "$state/consul-acl/acl.token")
+
+"$@"
