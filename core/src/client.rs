@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::backend::{AcquireRequest, Backend, Capabilities};
@@ -15,7 +16,7 @@ use crate::keeper::{Keeper, Timing};
 use crate::lease::{Lease, LeaseCore, LeaseRef};
 use crate::options::{validate_name, ClientOptions, LockOptions, ResolvedLockOptions};
 use crate::runtime;
-use crate::waiting::{self, Wait};
+use crate::waiting::{self, CallerGone, Wait};
 
 /// What a client shares with its locks, leases and keeper.
 pub(crate) struct ClientInner {
@@ -177,12 +178,25 @@ impl Lock {
     }
 
     /// Takes the lock, waiting as `wait` allows; `Ok(None)` only for [`Wait::No`].
+    ///
+    /// Cancel-safe: dropping the returned future stops the wait, and a lease
+    /// granted just as it was dropped is released, never leaked.
     pub async fn acquire_with(&self, wait: Wait) -> Result<Option<Lease>> {
         let inner = self.client.inner.clone();
         inner.check_process()?;
         let request = self.request.clone();
-        let lease =
-            runtime::run(async move { acquire_lease(inner, &request, wait).await }).await??;
+        let (_caller_here, caller_gone) = oneshot::channel::<()>();
+        let (reply, outcome) = oneshot::channel();
+        runtime::spawn(async move {
+            let result = acquire_lease(inner, &request, wait, caller_gone).await;
+            if let Err(Ok(Some(orphan))) = reply.send(result) {
+                // The caller left just as the lock was granted.
+                orphan.release_in_background();
+            }
+        });
+        let lease = outcome
+            .await
+            .map_err(|_| Error::Usage("the polylock runtime stopped".into()))??;
         Ok(lease.map(Lease::new))
     }
 }
@@ -198,15 +212,16 @@ impl fmt::Debug for Lock {
 }
 
 /// Acquires and hands the grant to the keeper. Runs on the polylock runtime.
-pub(crate) async fn acquire_lease(
+async fn acquire_lease(
     inner: Arc<ClientInner>,
     request: &AcquireRequest,
     wait: Wait,
+    caller_gone: CallerGone,
 ) -> Result<Option<LeaseRef>> {
     let started = Instant::now();
-    let Some((grant, sent)) =
-        waiting::acquire(inner.backend.as_ref(), &inner.observers, request, wait).await?
-    else {
+    let backend = inner.backend.as_ref();
+    let acquired = waiting::acquire(backend, &inner.observers, request, wait, caller_gone).await?;
+    let Some((grant, sent)) = acquired else {
         return Ok(None);
     };
     let timing = inner.keeper.timing();

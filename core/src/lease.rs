@@ -3,7 +3,7 @@
 //!
 //! A lease moves Held → Releasing → Released, or to Lost exactly once, or to
 //! Abandoned. Lost callbacks fire once each, after the lease turned Lost, on
-//! a blocking thread, with panics caught.
+//! polylock's notifier thread (outside the runtime), with panics caught.
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -150,7 +150,7 @@ impl LeaseCore {
         }
     }
 
-    /// Registers a callback; runs it at once (on a blocking thread) if the
+    /// Registers a callback; runs it at once (on the notifier thread) if the
     /// lease is lost already, and never if it was released or abandoned.
     pub(crate) fn on_lost(&self, callback: LostCallback) {
         let mut state = self.state();
@@ -260,17 +260,18 @@ impl LeaseCore {
     }
 }
 
+/// Runs lost callbacks on the notifier thread, each once, panics caught.
 fn fire_callbacks(callbacks: Vec<LostCallback>, event: LostEvent) {
     if callbacks.is_empty() {
         return;
     }
-    runtime::handle().spawn_blocking(move || {
+    runtime::notify(Box::new(move || {
         for callback in callbacks {
             if catch_unwind(AssertUnwindSafe(|| callback(&event))).is_err() {
                 tracing::error!(name = %event.name, "a lost-lease callback panicked; ignored");
             }
         }
-    });
+    }));
 }
 
 /// A cheap, cloneable reference to a lease and its client, used by the async
@@ -434,18 +435,15 @@ impl Lease {
     }
 
     /// Runs `callback` once if the lease is lost (at once if it already is).
-    /// It runs on a blocking thread; a panic in it is caught and logged.
+    /// It runs on polylock's notifier thread, where blocking (and the
+    /// blocking API) is allowed; a panic in it is caught and logged.
     pub fn on_lost(&self, callback: impl FnOnce(&LostEvent) + Send + 'static) {
         self.inner.core.on_lost(Box::new(callback));
     }
 
     /// Resolves when the lease is lost; `None` if it was released or abandoned.
     pub async fn lost(&self) -> Option<LostEvent> {
-        let core = self.inner.core.clone();
-        runtime::run(async move { core.lost().await })
-            .await
-            .ok()
-            .flatten()
+        self.inner.core.lost().await
     }
 
     /// Stops renewing without releasing, as a crashed process would: the

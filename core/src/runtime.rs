@@ -12,6 +12,7 @@
 //! blocking would deadlock or starve it.
 
 use std::future::Future;
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use tokio::runtime::{Builder, Handle, Runtime};
@@ -77,6 +78,35 @@ where
     });
     rx.blocking_recv()
         .map_err(|_| Error::Usage("polylock task did not complete".into()))
+}
+
+/// A job for the notifier thread.
+pub(crate) type Notification = Box<dyn FnOnce() + Send + 'static>;
+
+static NOTIFIER: Mutex<Option<(u32, mpsc::Sender<Notification>)>> = Mutex::new(None);
+
+/// Runs `job` on the process's one notifier thread: a plain thread outside
+/// the runtime, so user callbacks may block or call the blocking API. Jobs
+/// run one at a time, in order; a slow callback delays the ones after it.
+/// The caller catches panics inside `job`.
+pub(crate) fn notify(job: Notification) {
+    let pid = std::process::id();
+    let mut slot = NOTIFIER.lock().unwrap_or_else(|poison| poison.into_inner());
+    if !matches!(slot.as_ref(), Some((owner, _)) if *owner == pid) {
+        let (tx, rx) = mpsc::channel::<Notification>();
+        std::thread::Builder::new()
+            .name("polylock-notify".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })
+            .expect("polylock cannot start its notifier thread");
+        *slot = Some((pid, tx));
+    }
+    if let Some((_, tx)) = slot.as_ref() {
+        let _ = tx.send(job);
+    }
 }
 
 /// Spawns `fut` on the polylock runtime without waiting for it.

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::backend::{AcquireRequest, Attempt, Backend, Grant};
@@ -21,14 +22,20 @@ pub enum Wait {
     Forever,
 }
 
+/// Dropped by the caller when it stops waiting (its future was dropped).
+pub(crate) type CallerGone = oneshot::Receiver<()>;
+
 /// Acquires `request` on `backend`, waiting as `wait` allows, and returns the
 /// grant with the moment its successful attempt was sent (the basis of the
-/// lease's deadline). `Ok(None)` means the lock was busy and `wait` was [`Wait::No`].
+/// lease's deadline). `Ok(None)` means the lock was busy and `wait` was
+/// [`Wait::No`], or the caller went away while waiting. An attempt in flight
+/// is never interrupted, so a grant is never half-taken.
 pub(crate) async fn acquire(
     backend: &dyn Backend,
     observers: &Observers,
     request: &AcquireRequest,
     wait: Wait,
+    mut caller_gone: CallerGone,
 ) -> Result<Option<(Grant, Instant)>> {
     let started = Instant::now();
     let until = match wait {
@@ -59,8 +66,13 @@ pub(crate) async fn acquire(
                 name: request.name.clone(),
             });
         }
-        if let Err(error) = backend.wait_for_change(request, marker, until).await {
-            break Err(error);
+        tokio::select! {
+            changed = backend.wait_for_change(request, marker, until) => {
+                if let Err(error) = changed {
+                    break Err(error);
+                }
+            }
+            _ = &mut caller_gone => break Ok(None),
         }
     };
     if waiting {

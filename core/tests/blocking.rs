@@ -140,16 +140,24 @@ fn lost_callback_and_panics_in_it() {
         .unwrap();
     let (tx, rx) = mpsc::channel();
     guard.on_lost(|_| panic!("a user callback panics"));
-    guard.on_lost(move |event| tx.send(event.reason.clone()).unwrap());
+    let again = client.lock(&name, LockOptions::mutex()).unwrap();
+    guard.on_lost(move |event| {
+        // Callbacks run outside the runtime: the blocking API works here.
+        let retaken = again
+            .try_acquire()
+            .expect("blocking calls work in callbacks");
+        tx.send((event.reason.clone(), retaken.is_some())).unwrap();
+    });
     let store = polylock::backends::memory::MemoryStore::named(&format!(
         "blocking-lost-{}",
         std::process::id()
     ));
     assert!(store.revoke(&name, guard.holder()));
-    let reason = rx
+    let (reason, retaken) = rx
         .recv_timeout(WAIT)
         .expect("the second callback still runs");
     assert!(!reason.is_empty());
+    assert!(retaken, "the revoked lock was free to take again");
     assert!(!guard.is_held());
     assert_eq!(guard.release().unwrap_err().kind(), ErrorKind::Lost);
 }

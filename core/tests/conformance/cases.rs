@@ -456,3 +456,43 @@ pub async fn observers_see_the_lease_lifecycle(h: &Harness) {
     })
     .await;
 }
+
+pub async fn cancelled_acquire_leaves_nothing_behind(h: &Harness) {
+    let name = h.name("cancelled");
+    let a = h.client().await;
+    let (b, mut events) = h.observed_client().await;
+    let first = a
+        .lock(&name, mutex(15))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .unwrap();
+    let lock = b.lock(&name, mutex(15)).unwrap();
+    {
+        let waiting = lock.acquire_forever();
+        tokio::pin!(waiting);
+        tokio::select! {
+            _ = &mut waiting => panic!("the lock is held; the wait cannot end"),
+            _ = next_event(&mut events, |e| matches!(e, Event::WaitStarted { .. }).then_some(())) => {}
+        }
+        // Dropping the future here cancels the wait.
+    }
+    let ended = next_event(&mut events, |e| match e {
+        Event::WaitEnded { acquired, .. } => Some(*acquired),
+        _ => None,
+    })
+    .await;
+    assert!(!ended, "the cancelled wait ended without the lock");
+    first.release().await.unwrap();
+    // Nobody is left waiting in the background: a third client gets the lock.
+    let c = h.client().await;
+    c.lock(&name, mutex(15))
+        .unwrap()
+        .acquire(WAIT)
+        .await
+        .expect("no cancelled waiter took the lock")
+        .release()
+        .await
+        .unwrap();
+}

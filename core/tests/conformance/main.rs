@@ -47,6 +47,7 @@ macro_rules! suite {
                 dropping_a_lease_releases_it,
                 invalid_names_and_options_are_rejected,
                 observers_see_the_lease_lifecycle,
+                cancelled_acquire_leaves_nothing_behind,
             );
         )*
     };
