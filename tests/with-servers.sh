@@ -5,7 +5,8 @@
 #   tests/with-servers.sh COMMAND [ARGS...]
 #
 # Exports POLYLOCK_TEST_CONSUL_URL, POLYLOCK_TEST_CONSUL_ACL_URL,
-# POLYLOCK_TEST_CONSUL_ACL_TOKEN and POLYLOCK_CONSUL_BIN. Servers listen on
+# POLYLOCK_TEST_CONSUL_ACL_TOKEN, POLYLOCK_TEST_CONSUL_TLS_URL,
+# POLYLOCK_TEST_CONSUL_TLS_CERTS and POLYLOCK_CONSUL_BIN. Servers listen on
 # 127.0.0.1 only, on free ports, with state in a temporary directory.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,6 +16,7 @@ state=$(mktemp -d "${TMPDIR:-/tmp}/polylock-servers.XXXXXX")
 cleanup() {
   bash "$servers/consul.sh" stop "$state/consul" || true
   bash "$servers/consul.sh" stop "$state/consul-acl" || true
+  bash "$servers/consul.sh" stop "$state/consul-tls" || true
   rm -rf "$state"
 }
 trap cleanup EXIT
@@ -22,9 +24,12 @@ trap 'exit 130' INT TERM
 
 consul_http=$(bash "$servers/consul.sh" start "$state/consul")
 consul_acl_http=$(bash "$servers/consul.sh" start-acl "$state/consul-acl")
+consul_tls_https=$(bash "$servers/consul.sh" start-tls "$state/consul-tls")
 export POLYLOCK_CONSUL_BIN=$(bash "$servers/consul.sh" build)
 export POLYLOCK_TEST_CONSUL_URL="consul://${consul_http#http://}"
 export POLYLOCK_TEST_CONSUL_ACL_URL="consul://${consul_acl_http#http://}"
 export POLYLOCK_TEST_CONSUL_ACL_TOKEN=$(cat "$state/consul-acl/acl.token")
+export POLYLOCK_TEST_CONSUL_TLS_URL="consul+https://${consul_tls_https#https://}"
+export POLYLOCK_TEST_CONSUL_TLS_CERTS="$state/consul-tls/certs"
 
 "$@"

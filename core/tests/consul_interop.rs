@@ -3,9 +3,14 @@
 //! of non-lock keys, fencing across key deletion, one session for many
 //! leases, lock-delay, and ACL errors.
 //!
-//! Needs `POLYLOCK_TEST_CONSUL_URL` and `POLYLOCK_CONSUL_BIN` (and for the
-//! ACL case `POLYLOCK_TEST_CONSUL_ACL_URL` + `POLYLOCK_TEST_CONSUL_ACL_TOKEN`);
-//! `tests/run.sh` sets them. In CI a missing variable fails the test.
+//! Needs `POLYLOCK_TEST_CONSUL_URL` and `POLYLOCK_CONSUL_BIN`, for the ACL
+//! case `POLYLOCK_TEST_CONSUL_ACL_URL` + `POLYLOCK_TEST_CONSUL_ACL_TOKEN`, and
+//! for the TLS case `POLYLOCK_TEST_CONSUL_TLS_URL` +
+//! `POLYLOCK_TEST_CONSUL_TLS_CERTS`; `tests/with-servers.sh` sets them. In CI
+//! a missing variable fails the test.
+
+#[path = "support/proxy.rs"]
+mod proxy;
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -374,4 +379,90 @@ async fn acl_tokens_are_checked_and_never_shown() {
         .unwrap()
         .unwrap();
     lease.release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_with_ca_and_client_certificate() {
+    let (Some(url), Some(certs)) = (
+        env("POLYLOCK_TEST_CONSUL_TLS_URL"),
+        env("POLYLOCK_TEST_CONSUL_TLS_CERTS"),
+    ) else {
+        return;
+    };
+    let ca = format!("{certs}/consul-agent-ca.pem");
+    let cert = format!("{certs}/dc1-client-consul-0.pem");
+    let key = format!("{certs}/dc1-client-consul-0-key.pem");
+
+    let client = Client::connect(&format!("{url}?ca={ca}&cert={cert}&key={key}"))
+        .await
+        .expect("CA + client certificate connect");
+    let lease = client
+        .lock(&unique("tls"), LockOptions::mutex())
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .unwrap();
+    lease.release().await.unwrap();
+
+    // The agent requires a client certificate.
+    let error = Client::connect(&format!("{url}?ca={ca}"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Connection, "{error}");
+    // Without the CA, the agent's certificate is not trusted.
+    let error = Client::connect(&format!("{url}?cert={cert}&key={key}"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Connection, "{error}");
+    // Unreadable files are invalid arguments, reported before connecting.
+    let error = Client::connect(&format!("{url}?ca={certs}/missing.pem"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidArgument, "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_agent_loses_leases_at_their_deadline() {
+    let Some(agent) = agent() else { return };
+    let target = agent.http.trim_start_matches("http://").parse().unwrap();
+    let proxy = proxy::Proxy::start(target).await;
+    let cut_off = Client::connect(&format!("consul://{}", proxy.addr))
+        .await
+        .unwrap();
+    let key = unique("unreachable");
+    let options = LockOptions::mutex().ttl(Duration::from_secs(2));
+    let lease = cut_off
+        .lock(&key, options.clone())
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .unwrap();
+    let (tx, lost) = tokio::sync::oneshot::channel();
+    lease.on_lost(move |event| {
+        let _ = tx.send(event.reason.clone());
+    });
+
+    proxy.cut();
+    let reason = tokio::time::timeout(WAIT, lost)
+        .await
+        .expect("the keeper declares an unprovable lease lost")
+        .unwrap();
+    assert!(reason.contains("deadline"), "{reason}");
+    assert!(!lease.is_held());
+    assert_eq!(lease.time_to_expiration(), Duration::ZERO);
+
+    // Consul expires the unrenewed session; the lock is then free for others.
+    let other = Client::connect(&agent.url).await.unwrap();
+    let next = other
+        .lock(&key, options)
+        .unwrap()
+        .acquire(WAIT)
+        .await
+        .unwrap();
+    assert!(next.fencing_token() > lease.fencing_token());
+    next.release().await.unwrap();
+    // The cut-off client's release cannot prove anything either: a typed error.
+    assert_eq!(lease.release().await.unwrap_err().kind(), ErrorKind::Lost);
 }

@@ -6,6 +6,11 @@
 #   consul.sh start-acl STATE_DIR   start a dev agent with ACLs on (default
 #                                   deny); print its http URL; the management
 #                                   token is in STATE_DIR/acl.token
+#   consul.sh start-tls STATE_DIR   start a dev agent serving HTTPS that
+#                                   requires client certificates; print its
+#                                   https URL; CA, server and client
+#                                   certificates (made here, throwaway) are in
+#                                   STATE_DIR/certs
 #   consul.sh start-cluster STATE_DIR
 #                                   start three servers on 127.0.0.1; print the
 #                                   http URLs, one per line
@@ -97,6 +102,28 @@ case "$cmd" in
       { cat "$state/acl/agent.log" >&2; die "consul (ACL) did not become ready"; }
     echo "$url"
     ;;
+  start-tls)
+    state=${2:?state dir}
+    bin=$(consul_bin)
+    certs="$state/certs"
+    mkdir -p "$certs"
+    (cd "$certs" && "$bin" tls ca create >/dev/null &&
+      "$bin" tls cert create -server -dc dc1 >/dev/null &&
+      "$bin" tls cert create -client -dc dc1 >/dev/null) || die "making test certificates failed"
+    https=$(free_port)
+    start_agent "$state" tls -dev -hcl "ports { https = $https }" -hcl "tls {
+      defaults {
+        ca_file = \"$certs/consul-agent-ca.pem\"
+        cert_file = \"$certs/dc1-server-consul-0.pem\"
+        key_file = \"$certs/dc1-server-consul-0-key.pem\"
+      }
+      https { verify_incoming = true }
+    }"
+    url=$(cat "$state/tls.url")
+    wait_for 60 "consul TLS agent (https port $https)" leader_ready "$url" ||
+      { cat "$state/tls/agent.log" >&2; die "consul (TLS) did not become ready"; }
+    echo "https://127.0.0.1:$https"
+    ;;
   start-cluster)
     state=${2:?state dir}
     consul_bin >/dev/null
@@ -124,5 +151,5 @@ case "$cmd" in
     state=${2:?state dir}
     for f in "$state"/*.pid; do [ -e "$f" ] && stop_pidfile "$f"; done
     ;;
-  *) die "usage: consul.sh build|start DIR|start-acl DIR|start-cluster DIR|stop DIR" ;;
+  *) die "usage: consul.sh build|start DIR|start-acl DIR|start-tls DIR|start-cluster DIR|stop DIR" ;;
 esac
