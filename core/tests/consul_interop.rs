@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use polylock::backends::consul::{LOCK_FLAG, SEMAPHORE_FLAG};
-use polylock::{Client, ClientOptions, ErrorKind, LockOptions, Secret};
+use polylock::{Client, ClientOptions, ErrorKind, Lock, LockOptions, Secret};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -140,6 +140,18 @@ impl Agent {
     }
 }
 
+/// `theirs` (a running `consul lock`) keeps `lock` from us until it exits;
+/// then our waiting acquire gets it.
+async fn we_wait_for_the_cli(lock: &Lock, theirs: Child, why: &str) {
+    assert!(lock.try_acquire().await.unwrap().is_none(), "{why}");
+    let waiter = {
+        let lock = lock.clone();
+        tokio::spawn(async move { lock.acquire(WAIT).await })
+    };
+    finish(theirs).await;
+    waiter.await.unwrap().unwrap().release().await.unwrap();
+}
+
 async fn finish(mut child: Child) {
     drop(child.stdin.take());
     let status = tokio::time::timeout(WAIT, child.wait())
@@ -171,16 +183,7 @@ async fn our_mutex_and_consul_lock_exclude_each_other() {
     );
 
     let theirs = agent.hold_with_cli(&[], &prefix).await;
-    assert!(
-        lock.try_acquire().await.unwrap().is_none(),
-        "we must wait for consul lock"
-    );
-    let waiter = {
-        let lock = lock.clone();
-        tokio::spawn(async move { lock.acquire(WAIT).await })
-    };
-    finish(theirs).await;
-    waiter.await.unwrap().unwrap().release().await.unwrap();
+    we_wait_for_the_cli(&lock, theirs, "we must wait for consul lock").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,16 +225,7 @@ async fn our_semaphore_and_consul_lock_share_slots() {
 
     let theirs = agent.hold_with_cli(&["-n=2"], &prefix).await;
     let lock = b.lock(&prefix, options).unwrap();
-    assert!(
-        lock.try_acquire().await.unwrap().is_none(),
-        "consul lock holds the other slot"
-    );
-    let waiter = {
-        let lock = lock.clone();
-        tokio::spawn(async move { lock.acquire(WAIT).await })
-    };
-    finish(theirs).await;
-    waiter.await.unwrap().unwrap().release().await.unwrap();
+    we_wait_for_the_cli(&lock, theirs, "consul lock holds the other slot").await;
     first.release().await.unwrap();
 }
 

@@ -75,6 +75,15 @@ leader_ready() {
   [ -n "$leader" ] && [ "$leader" != '""' ]
 }
 
+# await_leader STATE_DIR NAME SECONDS: wait until agent NAME has a leader;
+# on failure show its log and exit.
+await_leader() {
+  local state=$1 name=$2 seconds=$3 url
+  url=$(cat "$state/$name.url")
+  wait_for "$seconds" "consul $name at $url" leader_ready "$url" ||
+    { cat "$state/$name/agent.log" >&2; die "consul $name did not get a leader"; }
+}
+
 cmd=${1:-}
 case "$cmd" in
   build) consul_bin ;;
@@ -82,10 +91,8 @@ case "$cmd" in
     state=${2:?state dir}
     consul_bin >/dev/null
     start_agent "$state" dev -dev
-    url=$(cat "$state/dev.url")
-    wait_for 60 "consul dev agent at $url" leader_ready "$url" ||
-      { cat "$state/dev/agent.log" >&2; die "consul did not become ready"; }
-    echo "$url"
+    await_leader "$state" dev 60
+    cat "$state/dev.url"
     ;;
   start-acl)
     state=${2:?state dir}
@@ -97,10 +104,8 @@ case "$cmd" in
       default_policy = \"deny\"
       tokens { initial_management = \"$(cat "$state/acl.token")\" }
     }"
-    url=$(cat "$state/acl.url")
-    wait_for 60 "consul ACL agent at $url" leader_ready "$url" ||
-      { cat "$state/acl/agent.log" >&2; die "consul (ACL) did not become ready"; }
-    echo "$url"
+    await_leader "$state" acl 60
+    cat "$state/acl.url"
     ;;
   start-tls)
     state=${2:?state dir}
@@ -119,9 +124,7 @@ case "$cmd" in
       }
       https { verify_incoming = true }
     }"
-    url=$(cat "$state/tls.url")
-    wait_for 60 "consul TLS agent (https port $https)" leader_ready "$url" ||
-      { cat "$state/tls/agent.log" >&2; die "consul (TLS) did not become ready"; }
+    await_leader "$state" tls 60
     echo "https://127.0.0.1:$https"
     ;;
   start-cluster)
@@ -140,11 +143,7 @@ case "$cmd" in
           "127.0.0.1:$(cat "$state/server$m.serf")" >/dev/null 2>&1 || true
       done
     done
-    for n in 1 2 3; do
-      url=$(cat "$state/server$n.url")
-      wait_for 90 "consul server$n at $url" leader_ready "$url" ||
-        { cat "$state/server$n/agent.log" >&2; die "consul cluster did not elect a leader"; }
-    done
+    for n in 1 2 3; do await_leader "$state" "server$n" 90; done
     cat "$state"/server*.url
     ;;
   stop)

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use polylock::{ErrorKind, Event, LockOptions};
+use polylock::{Client, ErrorKind, Event, Lease, LockOptions};
 use tokio::sync::mpsc;
 
 use crate::harness::{next_event, Harness, EVENT_LIMIT};
@@ -14,6 +14,46 @@ const WAIT: Duration = Duration::from_secs(60);
 
 fn mutex(ttl_secs: u64) -> LockOptions {
     LockOptions::mutex().ttl(Duration::from_secs(ttl_secs))
+}
+
+/// Takes the mutex `name`, which must be free.
+async fn hold(client: &Client, name: &str) -> Lease {
+    client
+        .lock(name, mutex(15))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("the lock is free")
+}
+
+/// True when the mutex `name` is held by someone else right now.
+async fn is_busy(client: &Client, name: &str) -> bool {
+    let lease = client
+        .lock(name, mutex(15))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap();
+    let busy = lease.is_none();
+    if let Some(lease) = lease {
+        lease.release().await.unwrap();
+    }
+    busy
+}
+
+/// Waits (bounded) until the mutex `name` is free, takes it and lets it go:
+/// proof that nobody holds it any more.
+async fn take_and_release(client: &Client, name: &str, why: &str) {
+    client
+        .lock(name, mutex(15))
+        .unwrap()
+        .acquire(WAIT)
+        .await
+        .expect(why)
+        .release()
+        .await
+        .unwrap();
 }
 
 pub async fn try_acquire_and_release(h: &Harness) {
@@ -32,13 +72,7 @@ pub async fn try_acquire_and_release(h: &Harness) {
     assert!(lease.time_to_expiration() > Duration::ZERO);
     assert!(lease.time_to_expiration() <= lease.ttl());
     assert_eq!(lease.fencing_token().is_some(), a.capabilities().fencing);
-    assert!(b
-        .lock(&name, mutex(15))
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap()
-        .is_none());
+    assert!(is_busy(&b, &name).await);
     lease.release().await.unwrap();
     assert!(!lease.is_held());
     assert_eq!(lease.time_to_expiration(), Duration::ZERO);
@@ -70,13 +104,7 @@ pub async fn one_client_cannot_take_a_mutex_twice(h: &Harness) {
 pub async fn acquire_times_out(h: &Harness) {
     let name = h.name("timeout");
     let (a, b) = (h.client().await, h.client().await);
-    let held = a
-        .lock(&name, mutex(15))
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap()
-        .unwrap();
+    let held = hold(&a, &name).await;
     let error = b
         .lock(&name, mutex(15))
         .unwrap()
@@ -92,13 +120,7 @@ pub async fn waiter_gets_the_lock_on_release(h: &Harness) {
     let name = h.name("handover");
     let a = h.client().await;
     let (b, mut events) = h.observed_client().await;
-    let first = a
-        .lock(&name, mutex(15))
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap()
-        .unwrap();
+    let first = hold(&a, &name).await;
     let waiter = {
         let lock = b.lock(&name, mutex(15)).unwrap();
         tokio::spawn(async move { lock.acquire(WAIT).await })
@@ -307,13 +329,7 @@ pub async fn keeper_renews_held_leases(h: &Harness) {
 pub async fn lost_callback_fires_once_when_revoked(h: &Harness) {
     let name = h.name("revoked");
     let (client, mut events) = h.observed_client().await;
-    let lease = client
-        .lock(&name, mutex(15))
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap()
-        .unwrap();
+    let lease = hold(&client, &name).await;
     let calls = Arc::new(AtomicUsize::new(0));
     let (tx, mut fired) = mpsc::unbounded_channel();
     {
@@ -355,27 +371,13 @@ pub async fn lost_callback_fires_once_when_revoked(h: &Harness) {
     );
     // The lock is free for others.
     let other = h.client().await;
-    other
-        .lock(&name, mutex(15))
-        .unwrap()
-        .acquire(WAIT)
-        .await
-        .expect("a revoked lock is free")
-        .release()
-        .await
-        .unwrap();
+    take_and_release(&other, &name, "a revoked lock is free").await;
 }
 
 pub async fn double_release_is_an_error(h: &Harness) {
     let name = h.name("double");
     let client = h.client().await;
-    let lease = client
-        .lock(&name, mutex(15))
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap()
-        .unwrap();
+    let lease = hold(&client, &name).await;
     lease.release().await.unwrap();
     let error = lease.release().await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::NotHeld, "{error}");
@@ -385,22 +387,9 @@ pub async fn double_release_is_an_error(h: &Harness) {
 pub async fn dropping_a_lease_releases_it(h: &Harness) {
     let name = h.name("drop");
     let (a, b) = (h.client().await, h.client().await);
-    let lease = a
-        .lock(&name, mutex(15))
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap()
-        .unwrap();
+    let lease = hold(&a, &name).await;
     drop(lease);
-    b.lock(&name, mutex(15))
-        .unwrap()
-        .acquire(WAIT)
-        .await
-        .expect("a dropped lease is released")
-        .release()
-        .await
-        .unwrap();
+    take_and_release(&b, &name, "a dropped lease is released").await;
 }
 
 pub async fn invalid_names_and_options_are_rejected(h: &Harness) {
@@ -433,13 +422,7 @@ pub async fn invalid_names_and_options_are_rejected(h: &Harness) {
 pub async fn observers_see_the_lease_lifecycle(h: &Harness) {
     let name = h.name("events");
     let (client, mut events) = h.observed_client().await;
-    let lease = client
-        .lock(&name, mutex(15))
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap()
-        .unwrap();
+    let lease = hold(&client, &name).await;
     let token = next_event(&mut events, |e| match e {
         Event::Acquired {
             name: n,
@@ -461,13 +444,7 @@ pub async fn cancelled_acquire_leaves_nothing_behind(h: &Harness) {
     let name = h.name("cancelled");
     let a = h.client().await;
     let (b, mut events) = h.observed_client().await;
-    let first = a
-        .lock(&name, mutex(15))
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap()
-        .unwrap();
+    let first = hold(&a, &name).await;
     let lock = b.lock(&name, mutex(15)).unwrap();
     {
         let waiting = lock.acquire_forever();
@@ -487,12 +464,5 @@ pub async fn cancelled_acquire_leaves_nothing_behind(h: &Harness) {
     first.release().await.unwrap();
     // Nobody is left waiting in the background: a third client gets the lock.
     let c = h.client().await;
-    c.lock(&name, mutex(15))
-        .unwrap()
-        .acquire(WAIT)
-        .await
-        .expect("no cancelled waiter took the lock")
-        .release()
-        .await
-        .unwrap();
+    take_and_release(&c, &name, "no cancelled waiter took the lock").await;
 }

@@ -20,7 +20,10 @@ use crate::error::{Error, Result};
 pub const SEMAPHORE_FLAG: u64 = 0xe0f6_9a2b_aa41_4de0;
 
 /// How many times a lost check-and-set race is retried before waiting.
-const RACE_RETRIES: usize = 8;
+const RACE_RETRIES: u32 = 8;
+/// How many times a release retries a lost check-and-set race: releases must
+/// get through however busy the semaphore is.
+const RELEASE_RETRIES: u32 = 64;
 
 /// The body of `P/.lock`.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -141,7 +144,7 @@ async fn claim_slot(
     limit: u32,
 ) -> Result<ConsulAttempt> {
     let mut index = 0;
-    for _ in 0..RACE_RETRIES {
+    for attempt in 0..RACE_RETRIES {
         let read = http.read(&keys.prefix, true, ReadMode::Now, false).await?;
         index = read.index;
         let mut state = read_state(name, keys, &read)?;
@@ -175,7 +178,8 @@ async fn claim_slot(
                 },
             });
         }
-        // Another contender changed .lock first: read again.
+        // Another contender changed .lock first: read again, out of step.
+        super::race_backoff(attempt).await;
     }
     Ok(ConsulAttempt::Busy(ChangeMarker {
         version: index,
@@ -191,7 +195,7 @@ pub(crate) async fn release(
     session: &str,
 ) -> Result<()> {
     let keys = Keys::new(prefix, session);
-    for _ in 0..RACE_RETRIES {
+    for attempt in 0..RELEASE_RETRIES {
         let read = http.read(&keys.prefix, true, ReadMode::Now, true).await?;
         let mut state = read_state(name, &keys, &read)?;
         if state.body.holders.remove(session).is_none() {
@@ -214,6 +218,7 @@ pub(crate) async fn release(
         if let TxnOutcome::Committed(_) = http.txn(&ops).await? {
             return Ok(());
         }
+        super::race_backoff(attempt).await;
     }
     Err(Error::Connection(format!(
         "could not update consul semaphore {prefix:?}: too much contention; retry"
