@@ -49,7 +49,7 @@ impl Timing {
 
     /// When a lease with this deadline should be renewed: as early before
     /// the deadline as a fresh lease would be (`renew_fraction` after its grant).
-    fn renew_at(&self, deadline: Instant, ttl: Duration) -> Instant {
+    pub(crate) fn renew_at(&self, deadline: Instant, ttl: Duration) -> Instant {
         deadline - ttl.mul_f64(1.0 - self.renew_fraction - self.safety_fraction)
     }
 

@@ -320,10 +320,11 @@ impl LeaseRef {
         }
     }
 
+    /// True once the keeper's renewal time for this lease has come.
     pub(crate) fn needs_renew(&self) -> bool {
-        let ttl = self.core.grant.ttl;
-        let renew_after = ttl.mul_f64(self.client.options.renew_fraction);
-        self.time_to_expiration() + renew_after < ttl
+        let timing = self.client.keeper.timing();
+        self.core.is_held()
+            && Instant::now() >= timing.renew_at(self.core.deadline(), self.core.grant.ttl)
     }
 
     /// Stops renewing without releasing.

@@ -71,6 +71,7 @@ pub async fn try_acquire_and_release(h: &Harness) {
     assert!(lease.is_held());
     assert!(lease.time_to_expiration() > Duration::ZERO);
     assert!(lease.time_to_expiration() <= lease.ttl());
+    assert!(!lease.needs_renew(), "a fresh lease needs no renewal yet");
     assert_eq!(lease.fencing_token().is_some(), a.capabilities().fencing);
     assert!(is_busy(&b, &name).await);
     lease.release().await.unwrap();
@@ -347,6 +348,7 @@ pub async fn lost_callback_fires_once_when_revoked(h: &Harness) {
     assert_eq!(event.name, name);
     assert_eq!(event.holder, lease.holder());
     assert!(!lease.is_held());
+    assert!(!lease.needs_renew(), "a lost lease cannot be renewed");
     assert!(lease.loss_reason().is_some());
     assert_eq!(lease.lost().await.map(|e| e.name), Some(name.clone()));
     next_event(&mut events, |e| {
