@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use polylock::backends::consul::{LOCK_FLAG, SEMAPHORE_FLAG};
-use polylock::{Client, ClientOptions, ErrorKind, Lock, LockOptions, Secret};
+use polylock::{Client, ClientOptions, ErrorKind, Lease, Lock, LockOptions, Secret};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -140,6 +140,17 @@ impl Agent {
     }
 }
 
+/// Takes `name`, which must be free.
+async fn hold(client: &Client, name: &str, options: LockOptions) -> Lease {
+    client
+        .lock(name, options)
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("the lock is free")
+}
+
 /// `theirs` (a running `consul lock`) keeps `lock` from us until it exits;
 /// then our waiting acquire gets it.
 async fn we_wait_for_the_cli(lock: &Lock, theirs: Child, why: &str) {
@@ -195,20 +206,8 @@ async fn our_semaphore_and_consul_lock_share_slots() {
         Client::connect(&agent.url).await.unwrap(),
         Client::connect(&agent.url).await.unwrap(),
     );
-    let first = a
-        .lock(&prefix, options.clone())
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap()
-        .unwrap();
-    let second = b
-        .lock(&prefix, options.clone())
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap()
-        .unwrap();
+    let first = hold(&a, &prefix, options.clone()).await;
+    let second = hold(&b, &prefix, options.clone()).await;
     assert_eq!(
         agent.get_flags(&format!("{prefix}/.lock")).await,
         SEMAPHORE_FLAG
@@ -311,13 +310,7 @@ async fn lock_delay_holds_a_lost_key_back_then_frees_it() {
         Client::connect(&url).await.unwrap(),
     );
     let key = unique("lock-delay");
-    let lease = a
-        .lock(&key, LockOptions::mutex())
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap()
-        .unwrap();
+    let lease = hold(&a, &key, LockOptions::mutex()).await;
     let (tx, lost) = tokio::sync::oneshot::channel();
     lease.on_lost(move |_| {
         let _ = tx.send(());
@@ -350,7 +343,15 @@ async fn acl_tokens_are_checked_and_never_shown() {
     ) else {
         return;
     };
-    let error = Client::connect(&url).await.unwrap_err();
+    // Without a token, the anonymous token may lack permission: connecting
+    // works (it needs none), the first lock is refused with a typed error.
+    let anonymous = Client::connect(&url).await.unwrap();
+    let error = anonymous
+        .lock(&unique("anonymous"), LockOptions::mutex())
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Auth, "{error}");
 
     let wrong = "00000000-1111-2222-3333-444444444444";
@@ -365,14 +366,58 @@ async fn acl_tokens_are_checked_and_never_shown() {
     assert!(!format!("{options:?}").contains(&token));
     let client = Client::from_options(options).await.unwrap();
     assert!(!format!("{client:?}").contains(&token));
-    let lease = client
-        .lock(&unique("acl"), LockOptions::mutex())
+    let lease = hold(&client, &unique("acl"), LockOptions::mutex()).await;
+    lease.release().await.unwrap();
+
+    // A least-privilege token, writable only under its own prefix, works there.
+    let scope = unique("scoped");
+    let scoped = scoped_token(&url, &token, &scope).await;
+    let client = Client::connect(&format!("{url}?token={scoped}"))
+        .await
+        .unwrap();
+    let inside = hold(&client, &format!("{scope}/job"), LockOptions::mutex()).await;
+    inside.release().await.unwrap();
+    let error = client
+        .lock(&unique("outside"), LockOptions::mutex())
         .unwrap()
         .try_acquire()
         .await
-        .unwrap()
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Auth, "{error}");
+}
+
+/// Makes (with the management token) a token that may write keys under
+/// `prefix/` and create sessions, and nothing else; returns its secret.
+async fn scoped_token(url: &str, management: &str, prefix: &str) -> String {
+    let http = url.replacen("consul://", "http://", 1);
+    let client = reqwest::Client::new();
+    let policy = format!("polylock-{}", prefix.replace('/', "-"));
+    let rules = format!(
+        r#"key_prefix "{prefix}/" {{ policy = "write" }} session_prefix "" {{ policy = "write" }}"#
+    );
+    let response = client
+        .put(format!("{http}/v1/acl/policy"))
+        .header("X-Consul-Token", management)
+        .json(&serde_json::json!({ "Name": policy, "Rules": rules }))
+        .send()
+        .await
         .unwrap();
-    lease.release().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap()
+    );
+    let token: serde_json::Value = client
+        .put(format!("{http}/v1/acl/token"))
+        .header("X-Consul-Token", management)
+        .json(&serde_json::json!({ "Policies": [{ "Name": policy }] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    token["SecretID"].as_str().unwrap().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,13 +435,7 @@ async fn mutual_tls_with_ca_and_client_certificate() {
     let client = Client::connect(&format!("{url}?ca={ca}&cert={cert}&key={key}"))
         .await
         .expect("CA + client certificate connect");
-    let lease = client
-        .lock(&unique("tls"), LockOptions::mutex())
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap()
-        .unwrap();
+    let lease = hold(&client, &unique("tls"), LockOptions::mutex()).await;
     lease.release().await.unwrap();
 
     // The agent requires a client certificate.
@@ -426,13 +465,7 @@ async fn an_unreachable_agent_loses_leases_at_their_deadline() {
         .unwrap();
     let key = unique("unreachable");
     let options = LockOptions::mutex().ttl(Duration::from_secs(2));
-    let lease = cut_off
-        .lock(&key, options.clone())
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap()
-        .unwrap();
+    let lease = hold(&cut_off, &key, options.clone()).await;
     let (tx, lost) = tokio::sync::oneshot::channel();
     lease.on_lost(move |event| {
         let _ = tx.send(event.reason.clone());

@@ -228,6 +228,30 @@ impl ConsulHttp {
         })
     }
 
+    /// Checks that the agent answers and its cluster has a leader, and that
+    /// a configured token exists. Needs no ACL permission, so a token
+    /// limited to the lock keys passes.
+    pub(crate) async fn check(&self) -> Result<()> {
+        let request = self
+            .request(Method::GET, "/v1/status/leader")
+            .timeout(CALL_TIMEOUT);
+        let leader: String =
+            self.send(request, &[]).await?.json().await.map_err(|e| {
+                Error::Backend(format!("consul sent an unreadable leader reply: {e}"))
+            })?;
+        if leader.is_empty() {
+            return Err(Error::Connection("the consul cluster has no leader".into()));
+        }
+        if self.config.token.is_some() {
+            // Any existing token may read itself; 401 means ACLs are off.
+            let request = self
+                .request(Method::GET, "/v1/acl/token/self")
+                .timeout(CALL_TIMEOUT);
+            self.send(request, &[StatusCode::UNAUTHORIZED]).await?;
+        }
+        Ok(())
+    }
+
     /// Reads one key (or, with `recurse`, every key under it).
     pub(crate) async fn read(
         &self,

@@ -76,12 +76,11 @@ pub struct ConsulBackend {
 }
 
 impl ConsulBackend {
-    /// Connects and checks that the agent answers and has a leader.
+    /// Connects and checks that the agent answers, has a leader, and knows
+    /// the configured token.
     pub async fn connect(config: ConsulConfig) -> Result<Self> {
         let http = ConsulHttp::new(config)?;
-        // Any KV read proves reachability and ACL validity.
-        http.read("polylock-connect-check", false, ReadMode::Now, false)
-            .await?;
+        http.check().await?;
         Ok(ConsulBackend {
             http,
             sessions: SessionPool::default(),

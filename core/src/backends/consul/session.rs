@@ -69,13 +69,15 @@ impl SessionPool {
         {
             let now = Instant::now();
             let mut slots = self.slots();
-            // Sessions nobody proved alive lately may be gone: drop them.
-            slots.retain(|s| {
-                s.alive_until > now + Duration::from_millis(500) || !s.names.is_empty()
-            });
-            if let Some(slot) = slots.iter_mut().find(|s| {
-                s.ttl == ttl && !s.retired && s.alive_until > now && !s.names.contains(name)
-            }) {
+            // A lease is proven no longer than its session, so only a session
+            // with half its TTL still ahead is reused; idle sessions past that
+            // are left to expire.
+            let lively = |s: &Slot| s.alive_until > now + s.ttl / 2;
+            slots.retain(|s| lively(s) || !s.names.is_empty());
+            if let Some(slot) = slots
+                .iter_mut()
+                .find(|s| s.ttl == ttl && !s.retired && lively(s) && !s.names.contains(name))
+            {
                 slot.names.insert(name.to_string());
                 return Ok(Reserved {
                     id: slot.id.clone(),
