@@ -140,6 +140,15 @@ impl Agent {
     }
 }
 
+/// The error `result` must be, checked to be of `kind`.
+fn expect_kind<T>(result: polylock::Result<T>, kind: ErrorKind) -> polylock::Error {
+    let Err(error) = result else {
+        panic!("expected a {kind:?} error, got success")
+    };
+    assert_eq!(error.kind(), kind, "{error}");
+    error
+}
+
 /// Takes `name`, which must be free.
 async fn hold(client: &Client, name: &str, options: LockOptions) -> Lease {
     client
@@ -234,24 +243,26 @@ async fn keys_that_are_not_locks_are_conflicts() {
     let client = Client::connect(&agent.url).await.unwrap();
     let plain = unique("plain");
     agent.put(&plain, "flags=0", "not a lock").await;
-    let error = client
-        .lock(&plain, LockOptions::mutex())
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Conflict, "{error}");
+    let error = expect_kind(
+        client
+            .lock(&plain, LockOptions::mutex())
+            .unwrap()
+            .try_acquire()
+            .await,
+        ErrorKind::Conflict,
+    );
     assert!(error.to_string().contains("flags"), "{error}");
 
     let prefix = unique("plain-semaphore");
     agent.put(&format!("{prefix}/.lock"), "flags=7", "{}").await;
-    let error = client
-        .lock(&prefix, LockOptions::semaphore(2))
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Conflict, "{error}");
+    expect_kind(
+        client
+            .lock(&prefix, LockOptions::semaphore(2))
+            .unwrap()
+            .try_acquire()
+            .await,
+        ErrorKind::Conflict,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,19 +357,20 @@ async fn acl_tokens_are_checked_and_never_shown() {
     // Without a token, the anonymous token may lack permission: connecting
     // works (it needs none), the first lock is refused with a typed error.
     let anonymous = Client::connect(&url).await.unwrap();
-    let error = anonymous
-        .lock(&unique("anonymous"), LockOptions::mutex())
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Auth, "{error}");
+    expect_kind(
+        anonymous
+            .lock(&unique("anonymous"), LockOptions::mutex())
+            .unwrap()
+            .try_acquire()
+            .await,
+        ErrorKind::Auth,
+    );
 
     let wrong = "00000000-1111-2222-3333-444444444444";
-    let error = Client::connect(&format!("{url}?token={wrong}"))
-        .await
-        .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Auth, "{error}");
+    let error = expect_kind(
+        Client::connect(&format!("{url}?token={wrong}")).await,
+        ErrorKind::Auth,
+    );
     assert!(!error.to_string().contains(wrong), "{error}");
 
     let mut options = ClientOptions::new(url.clone());
@@ -377,13 +389,14 @@ async fn acl_tokens_are_checked_and_never_shown() {
         .unwrap();
     let inside = hold(&client, &format!("{scope}/job"), LockOptions::mutex()).await;
     inside.release().await.unwrap();
-    let error = client
-        .lock(&unique("outside"), LockOptions::mutex())
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Auth, "{error}");
+    expect_kind(
+        client
+            .lock(&unique("outside"), LockOptions::mutex())
+            .unwrap()
+            .try_acquire()
+            .await,
+        ErrorKind::Auth,
+    );
 }
 
 /// Makes (with the management token) a token that may write keys under
@@ -439,20 +452,20 @@ async fn mutual_tls_with_ca_and_client_certificate() {
     lease.release().await.unwrap();
 
     // The agent requires a client certificate.
-    let error = Client::connect(&format!("{url}?ca={ca}"))
-        .await
-        .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Connection, "{error}");
+    expect_kind(
+        Client::connect(&format!("{url}?ca={ca}")).await,
+        ErrorKind::Connection,
+    );
     // Without the CA, the agent's certificate is not trusted.
-    let error = Client::connect(&format!("{url}?cert={cert}&key={key}"))
-        .await
-        .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Connection, "{error}");
+    expect_kind(
+        Client::connect(&format!("{url}?cert={cert}&key={key}")).await,
+        ErrorKind::Connection,
+    );
     // Unreadable files are invalid arguments, reported before connecting.
-    let error = Client::connect(&format!("{url}?ca={certs}/missing.pem"))
-        .await
-        .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::InvalidArgument, "{error}");
+    expect_kind(
+        Client::connect(&format!("{url}?ca={certs}/missing.pem")).await,
+        ErrorKind::InvalidArgument,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
