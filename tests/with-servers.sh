@@ -6,7 +6,9 @@
 #
 # Exports POLYLOCK_TEST_CONSUL_URL, POLYLOCK_TEST_CONSUL_ACL_URL,
 # POLYLOCK_TEST_CONSUL_ACL_TOKEN, POLYLOCK_TEST_CONSUL_TLS_URL,
-# POLYLOCK_TEST_CONSUL_TLS_CERTS and POLYLOCK_CONSUL_BIN. Servers listen on
+# POLYLOCK_TEST_CONSUL_TLS_CERTS, POLYLOCK_CONSUL_BIN and
+# POLYLOCK_TEST_FERRETDB_URL (POLYLOCK_TEST_MONGODB_URL, a real MongoDB, is
+# left as the caller set it). Servers listen on
 # 127.0.0.1 only, on free ports, with state in a temporary directory.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +19,7 @@ cleanup() {
   bash "$servers/consul.sh" stop "$state/consul" || true
   bash "$servers/consul.sh" stop "$state/consul-acl" || true
   bash "$servers/consul.sh" stop "$state/consul-tls" || true
+  bash "$servers/ferretdb.sh" stop "$state/ferretdb" || true
   rm -rf "$state"
 }
 trap cleanup EXIT
@@ -25,6 +28,7 @@ trap 'exit 130' INT TERM
 consul_http=$(bash "$servers/consul.sh" start "$state/consul")
 consul_acl_http=$(bash "$servers/consul.sh" start-acl "$state/consul-acl")
 consul_tls_https=$(bash "$servers/consul.sh" start-tls "$state/consul-tls")
+export POLYLOCK_TEST_FERRETDB_URL=$(bash "$servers/ferretdb.sh" start "$state/ferretdb")
 export POLYLOCK_CONSUL_BIN=$(bash "$servers/consul.sh" build)
 export POLYLOCK_TEST_CONSUL_URL="consul://${consul_http#http://}"
 export POLYLOCK_TEST_CONSUL_ACL_URL="consul://${consul_acl_http#http://}"

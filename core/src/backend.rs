@@ -26,6 +26,8 @@ pub struct Capabilities {
     pub semaphores: bool,
     /// Several leases share one renewal (one session renews them all).
     pub shared_renewal: bool,
+    /// [`Backend::lock_events`] streams every client's acquisitions and releases.
+    pub event_stream: bool,
 }
 
 /// One acquisition request, checked and with defaults filled in.
@@ -171,6 +173,12 @@ pub trait Backend: Send + Sync + 'static {
     /// backend can drop what it kept for it.
     fn forget(&self, grant: &Grant, end: LeaseEnd) {
         let _ = (grant, end);
+    }
+
+    /// The stream of lock events seen by this backend (all names), for
+    /// backends with [`Capabilities::event_stream`].
+    fn lock_events(&self) -> Option<tokio::sync::broadcast::Receiver<crate::LockEvent>> {
+        None
     }
 
     /// Frees what the backend keeps for the client (sessions, connections).

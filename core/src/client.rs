@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, Observers};
 use crate::keeper::{Keeper, Timing};
 use crate::lease::{Lease, LeaseCore, LeaseRef};
+use crate::lock_events::LockEvents;
 use crate::options::{validate_name, ClientOptions, LockOptions, ResolvedLockOptions};
 use crate::runtime;
 use crate::waiting::{self, CallerGone, Wait};
@@ -114,6 +115,19 @@ impl Client {
                 value: resolved.value,
             }),
         })
+    }
+
+    /// The acquisitions, releases and expiries of lock `name` by every
+    /// client, from now on. Needs [`Capabilities::event_stream`].
+    pub fn watch(&self, name: &str) -> Result<LockEvents> {
+        validate_name(name)?;
+        let events = self.inner.backend.lock_events().ok_or_else(|| {
+            Error::invalid(format!(
+                "the {} backend has no lock event stream",
+                self.inner.backend.scheme()
+            ))
+        })?;
+        Ok(LockEvents::new(name.to_string(), events))
     }
 
     /// What the backend can do.

@@ -36,6 +36,7 @@ mod error;
 pub mod events;
 mod keeper;
 mod lease;
+mod lock_events;
 mod options;
 mod runtime;
 pub mod url;
@@ -46,6 +47,7 @@ pub use client::{Client, Lock};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Observer};
 pub use lease::{Lease, LostCallback, LostEvent};
+pub use lock_events::{LockEvent, LockEventKind, LockEvents};
 pub use options::{
     default_holder_value, validate_limit, validate_name, validate_ttl, ClientOptions, LockOptions,
     Secret, DEFAULT_TTL, MAX_NAME_LEN, MAX_TTL, MAX_VALUE_LEN, MIN_TTL,

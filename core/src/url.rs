@@ -6,12 +6,12 @@ use std::sync::Arc;
 use url::Url;
 
 use crate::backend::Backend;
-use crate::backends::{consul, memory};
+use crate::backends::{consul, memory, mongo};
 use crate::error::{Error, Result};
 use crate::options::ClientOptions;
 
 /// The URL schemes this build understands.
-pub const SCHEMES: &[&str] = &["memory", "consul", "consul+https"];
+pub const SCHEMES: &[&str] = &["memory", "consul", "consul+https", "mongodb", "mongodb+srv"];
 
 /// Query parameters whose values are secrets.
 const SECRET_PARAMS: &[&str] = &["token", "password"];
@@ -39,6 +39,10 @@ pub(crate) async fn connect(options: &ClientOptions) -> Result<Arc<dyn Backend>>
         "consul" | "consul+https" => {
             let config = consul::ConsulConfig::from_url(&url, options.token.clone())?;
             Ok(Arc::new(consul::ConsulBackend::connect(config).await?))
+        }
+        "mongodb" | "mongodb+srv" => {
+            let config = mongo::MongoConfig::from_url(&url, options.token.clone())?;
+            Ok(Arc::new(mongo::MongoBackend::connect(config).await?))
         }
         other => Err(Error::invalid(format!(
             "unknown backend scheme {other:?}; expected one of {}",

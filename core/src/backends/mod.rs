@@ -2,3 +2,5 @@
 
 pub mod consul;
 pub mod memory;
+pub mod mongo;
+mod retry;

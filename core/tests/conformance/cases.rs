@@ -468,3 +468,60 @@ pub async fn cancelled_acquire_leaves_nothing_behind(h: &Harness) {
     let c = h.client().await;
     take_and_release(&c, &name, "no cancelled waiter took the lock").await;
 }
+
+/// The next event of a watched lock (bounded wait).
+async fn next_lock_event(events: &mut polylock::LockEvents) -> polylock::LockEvent {
+    tokio::time::timeout(EVENT_LIMIT, events.next())
+        .await
+        .expect("the event arrives")
+        .expect("the stream stays open")
+}
+
+pub async fn lock_event_stream_shows_every_client(h: &Harness) {
+    use polylock::LockEventKind::{Acquired, Expired, Released};
+    let name = h.name("stream");
+    let (a, b, watcher) = (h.client().await, h.client().await, h.client().await);
+    let mut events = watcher.watch(&name).unwrap();
+    let lease = hold(&a, &name).await;
+    let event = next_lock_event(&mut events).await;
+    assert_eq!(
+        (event.kind, event.holder.as_str()),
+        (Acquired, lease.holder())
+    );
+    assert_eq!(event.fencing_token, lease.fencing_token());
+    lease.release().await.unwrap();
+    let event = next_lock_event(&mut events).await;
+    assert_eq!(
+        (event.kind, event.holder.as_str()),
+        (Released, lease.holder())
+    );
+
+    // A lease left to expire shows as Expired once another holder takes over.
+    let abandoned = a
+        .lock(&name, mutex(1))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .unwrap();
+    let gone = abandoned.holder().to_string();
+    assert_eq!(next_lock_event(&mut events).await.kind, Acquired);
+    abandoned.abandon();
+    let taker = b
+        .lock(&name, mutex(15))
+        .unwrap()
+        .acquire(WAIT)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let event = next_lock_event(&mut events).await;
+        seen.push((event.kind, event.holder));
+    }
+    assert!(seen.contains(&(Expired, gone)), "{seen:?}");
+    assert!(
+        seen.contains(&(Acquired, taker.holder().to_string())),
+        "{seen:?}"
+    );
+    taker.release().await.unwrap();
+}

@@ -26,6 +26,7 @@ fn unique() -> String {
 enum Kind {
     Memory { namespace: String },
     Consul { http: String },
+    Mongo { url: String },
 }
 
 /// A backend under test.
@@ -35,11 +36,11 @@ pub struct Harness {
 }
 
 /// Reads `var`; without it the backend's cases are skipped, except in CI
-/// (`CI` set), where a missing server is a failure.
-fn server_url(var: &str) -> Option<String> {
+/// (`CI` set) for a `required` server, where a missing one is a failure.
+fn server_url(var: &str, required: bool) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
+        _ if required && std::env::var_os("CI").is_some() => {
             panic!("{var} is not set; CI must run every backend against a real server")
         }
         _ => {
@@ -59,11 +60,28 @@ impl Harness {
     }
 
     pub fn consul() -> Option<Harness> {
-        let url = server_url("POLYLOCK_TEST_CONSUL_URL")?;
+        let url = server_url("POLYLOCK_TEST_CONSUL_URL", true)?;
         let http = url.replacen("consul://", "http://", 1);
         Some(Harness {
             url,
             kind: Kind::Consul { http },
+        })
+    }
+
+    /// FerretDB, which CI always runs.
+    pub fn ferretdb() -> Option<Harness> {
+        Self::mongo(server_url("POLYLOCK_TEST_FERRETDB_URL", true)?)
+    }
+
+    /// A real MongoDB, when one is given.
+    pub fn mongodb() -> Option<Harness> {
+        Self::mongo(server_url("POLYLOCK_TEST_MONGODB_URL", false)?)
+    }
+
+    fn mongo(url: String) -> Option<Harness> {
+        Some(Harness {
+            kind: Kind::Mongo { url: url.clone() },
+            url,
         })
     }
 
@@ -105,6 +123,23 @@ impl Harness {
         match &self.kind {
             Kind::Memory { namespace } => {
                 assert!(MemoryStore::named(namespace).revoke(lease.name(), lease.holder()));
+            }
+            Kind::Mongo { url } => {
+                use mongodb::bson::doc;
+                let client = mongodb::Client::with_uri_str(url)
+                    .await
+                    .expect("mongodb answers");
+                let locks = client
+                    .database("polylock")
+                    .collection::<mongodb::bson::Document>("polylock_locks");
+                let result = locks
+                    .update_one(
+                        doc! { "_id": lease.holder() },
+                        doc! { "$set": { "released": true } },
+                    )
+                    .await
+                    .expect("the revoking write succeeds");
+                assert_eq!(result.matched_count, 1, "the lease's document exists");
             }
             Kind::Consul { http } => {
                 let response = reqwest::Client::new()

@@ -1,6 +1,7 @@
 //! The conformance suite: every case in [`cases`] runs against `memory://`
 //! always, and against each real backend whose URL is set
-//! (`POLYLOCK_TEST_CONSUL_URL`; in CI a missing URL fails the run).
+//! (`POLYLOCK_TEST_CONSUL_URL`, `POLYLOCK_TEST_FERRETDB_URL`; in CI a missing
+//! one fails the run) and real MongoDB when `POLYLOCK_TEST_MONGODB_URL` is set.
 //! Cases that need a capability the backend lacks are skipped for it.
 
 mod cases;
@@ -48,9 +49,10 @@ macro_rules! suite {
                 invalid_names_and_options_are_rejected,
                 observers_see_the_lease_lifecycle,
                 cancelled_acquire_leaves_nothing_behind,
+                lock_event_stream_shows_every_client if event_stream,
             );
         )*
     };
 }
 
-suite!(memory, consul);
+suite!(memory, consul, ferretdb, mongodb);

@@ -106,6 +106,7 @@ impl Backend for ConsulBackend {
             change_notifications: true,
             semaphores: true,
             shared_renewal: true,
+            event_stream: false,
         }
     }
 
@@ -275,19 +276,6 @@ impl Backend for ConsulBackend {
     async fn close(&self) {
         self.sessions.destroy_all(&self.http).await;
     }
-}
-
-/// A short, random pause after losing a check-and-set race, growing with
-/// `attempt` (up to ~50 ms), so contenders that woke together retry apart.
-async fn race_backoff(attempt: u32) {
-    use std::hash::{BuildHasher, Hasher};
-    let ceiling_ms = 2u64.saturating_pow(attempt.min(6)).clamp(2, 50);
-    // RandomState is seeded randomly per instance: a cheap source of jitter.
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let micros = random % (ceiling_ms * 1000);
-    tokio::time::sleep(Duration::from_micros(micros)).await;
 }
 
 /// Consistent blocking reads of `key`, from index `since`, until `lost`

@@ -179,7 +179,7 @@ async fn claim_slot(
             });
         }
         // Another contender changed .lock first: read again, out of step.
-        super::race_backoff(attempt).await;
+        crate::backends::retry::race_backoff(attempt).await;
     }
     Ok(ConsulAttempt::Busy(ChangeMarker {
         version: index,
@@ -218,7 +218,7 @@ pub(crate) async fn release(
         if let TxnOutcome::Committed(_) = http.txn(&ops).await? {
             return Ok(());
         }
-        super::race_backoff(attempt).await;
+        crate::backends::retry::race_backoff(attempt).await;
     }
     Err(Error::Connection(format!(
         "could not update consul semaphore {prefix:?}: too much contention; retry"

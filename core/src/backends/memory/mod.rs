@@ -54,6 +54,7 @@ impl Backend for MemoryBackend {
             change_notifications: true,
             semaphores: true,
             shared_renewal: false,
+            event_stream: true,
         }
     }
 
@@ -83,5 +84,9 @@ impl Backend for MemoryBackend {
 
     async fn watch(&self, grant: &Grant) -> String {
         self.store.watch(grant).await
+    }
+
+    fn lock_events(&self) -> Option<tokio::sync::broadcast::Receiver<crate::LockEvent>> {
+        Some(self.store.subscribe())
     }
 }

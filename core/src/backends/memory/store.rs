@@ -8,11 +8,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use crate::backend::{AcquireRequest, Attempt, ChangeMarker, Grant, RenewOutcome};
 use crate::error::{Error, Result};
+use crate::lock_events::{LockEvent, LockEventKind};
+
+/// How many lock events a slow `watch` consumer may fall behind by.
+const EVENT_BACKLOG: usize = 1024;
 
 /// What [`MemoryStore::holders`] reports about one holder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,11 +43,18 @@ struct Entry {
 }
 
 impl Entry {
-    /// Drops expired holders; true when any went.
-    fn purge(&mut self, now: Instant) -> bool {
-        let before = self.holders.len();
-        self.holders.retain(|_, h| h.expires > now);
-        self.holders.len() != before
+    /// Drops expired holders and returns them (id, token).
+    fn purge(&mut self, now: Instant) -> Vec<(String, u64)> {
+        let expired: Vec<(String, u64)> = self
+            .holders
+            .iter()
+            .filter(|(_, h)| h.expires <= now)
+            .map(|(id, h)| (id.clone(), h.token))
+            .collect();
+        for (id, _) in &expired {
+            self.holders.remove(id);
+        }
+        expired
     }
 
     fn earliest_expiry(&self) -> Option<Instant> {
@@ -62,6 +73,7 @@ struct Table {
 pub struct MemoryStore {
     table: Mutex<Table>,
     version: watch::Sender<u64>,
+    events: broadcast::Sender<LockEvent>,
 }
 
 /// The private part of a memory grant.
@@ -72,6 +84,7 @@ impl MemoryStore {
         MemoryStore {
             table: Mutex::new(Table::default()),
             version: watch::channel(0).0,
+            events: broadcast::channel(EVENT_BACKLOG).0,
         }
     }
 
@@ -94,6 +107,51 @@ impl MemoryStore {
     /// Announces a change to waiters and watchers.
     fn bump(&self) {
         self.version.send_modify(|v| *v += 1);
+    }
+
+    /// Publishes a lock event (nobody listening is fine).
+    fn publish(&self, name: &str, kind: LockEventKind, holder: &str, token: u64) {
+        let _ = self.events.send(LockEvent {
+            name: name.to_string(),
+            kind,
+            holder: holder.to_string(),
+            fencing_token: Some(token),
+        });
+    }
+
+    /// Publishes the expiry of holders a purge removed.
+    fn publish_expired(&self, name: &str, expired: &[(String, u64)]) {
+        for (holder, token) in expired {
+            self.publish(name, LockEventKind::Expired, holder, *token);
+        }
+    }
+
+    /// Every lock event of this store from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<LockEvent> {
+        self.events.subscribe()
+    }
+
+    /// Removes `holder` from `name` (purging expired holders on the way and
+    /// dropping the entry once idle), announces the change, and returns the
+    /// removed holder's token if it was there.
+    fn remove_holder(&self, name: &str, holder: &str) -> Option<u64> {
+        let now = Instant::now();
+        let (removed, purged) = {
+            let mut table = self.table();
+            let entry = table.locks.get_mut(name)?;
+            let purged = entry.purge(now);
+            let removed = entry.holders.remove(holder).map(|h| h.token);
+            if entry.holders.is_empty() {
+                table.locks.remove(name);
+            }
+            (removed, purged)
+        };
+        self.bump();
+        self.publish_expired(name, &purged);
+        if let Some(token) = removed {
+            self.publish(name, LockEventKind::Released, holder, token);
+        }
+        removed
     }
 
     /// The live holders of `name`.
@@ -119,21 +177,7 @@ impl MemoryStore {
     /// Takes `holder`'s lease on `name` away, as an operator (or a test)
     /// would; true if it was held.
     pub fn revoke(&self, name: &str, holder: &str) -> bool {
-        let removed = {
-            let mut table = self.table();
-            let removed = table
-                .locks
-                .get_mut(name)
-                .is_some_and(|entry| entry.holders.remove(holder).is_some());
-            if removed && table.locks.get(name).is_some_and(|e| e.holders.is_empty()) {
-                table.locks.remove(name);
-            }
-            removed
-        };
-        if removed {
-            self.bump();
-        }
-        removed
+        self.remove_holder(name, holder).is_some()
     }
 
     pub(crate) fn try_acquire(&self, request: &AcquireRequest) -> Result<Attempt> {
@@ -160,8 +204,9 @@ impl MemoryStore {
         }
         if entry.holders.len() >= entry.limit as usize {
             drop(table);
-            if purged {
+            if !purged.is_empty() {
                 self.bump();
+                self.publish_expired(&request.name, &purged);
             }
             return Ok(Attempt::Busy(ChangeMarker {
                 version,
@@ -186,6 +231,8 @@ impl MemoryStore {
         );
         drop(table);
         self.bump();
+        self.publish_expired(&request.name, &purged);
+        self.publish(&request.name, LockEventKind::Acquired, &holder, token);
         Ok(Attempt::Acquired(Grant {
             name: request.name.clone(),
             limit: request.limit,
@@ -246,24 +293,7 @@ impl MemoryStore {
     }
 
     pub(crate) fn release(&self, grant: &Grant) -> Result<()> {
-        let now = Instant::now();
-        let removed = {
-            let mut table = self.table();
-            let removed = table.locks.get_mut(&grant.name).and_then(|entry| {
-                entry.purge(now);
-                entry.holders.remove(&grant.holder)
-            });
-            if table
-                .locks
-                .get(&grant.name)
-                .is_some_and(|e| e.holders.is_empty())
-            {
-                table.locks.remove(&grant.name);
-            }
-            removed
-        };
-        self.bump();
-        match removed {
+        match self.remove_holder(&grant.name, &grant.holder) {
             Some(_) => Ok(()),
             None => Err(Error::Lost {
                 name: grant.name.clone(),

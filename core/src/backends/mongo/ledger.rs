@@ -1,0 +1,387 @@
+//! The insert-only generation ledger: the one lock design that is safe on
+//! every MongoDB-wire server, because it relies only on the atomicity of
+//! inserting a unique `_id` (duplicate → error 11000), not on conditional
+//! updates (FerretDB v1 applies those without atomicity).
+//!
+//! A lock of limit N has N slots; each slot has a ledger of generations,
+//! documents `{_id: "<name>/<slot>/<gen, 20 digits>", name, slot, gen,
+//! limit, holder value, expires_at (server ms), released, token}`. To take a
+//! slot, read the name's documents; if a slot's newest generation is released
+//! or expired, insert generation + 1. Winning the insert is winning the slot;
+//! afterwards the winner checks that no newer generation exists (which
+//! catches a contender that read long ago). Renew and release write only the
+//! holder's own document. Generations older than the previous one are
+//! deleted; the newest always stays, so generations never repeat.
+//!
+//! Fencing tokens: a mutex's token is its generation. A semaphore draws a
+//! token from a per-name ticket ledger (slot -1) the same way, before
+//! inserting its slot generation.
+
+use std::collections::BTreeMap;
+
+use mongodb::bson::{doc, Document};
+use mongodb::Collection;
+
+use super::errors;
+use crate::error::{Error, Result};
+
+/// How many lost ticket races a semaphore acquisition tolerates.
+const TICKET_RETRIES: u32 = 64;
+
+/// The pseudo-slot of a name's ticket ledger.
+pub(crate) const TICKET_SLOT: i32 = -1;
+
+/// How long past its expiry a holder is still treated as live by others:
+/// covers the error of the clock-offset estimates.
+pub(crate) const EXPIRY_ALLOWANCE_MS: i64 = 250;
+
+/// The `_id` of generation `gen` of `slot` of `name`.
+pub(crate) fn doc_id(name: &str, slot: i32, gen: i64) -> String {
+    format!("{name}/{slot}/{gen:020}")
+}
+
+/// One generation document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Generation {
+    pub id: String,
+    pub slot: i32,
+    pub gen: i64,
+    pub limit: u32,
+    pub expires_at: i64,
+    pub released: bool,
+    pub token: i64,
+}
+
+impl Generation {
+    fn from_doc(doc: &Document) -> Option<Self> {
+        Some(Generation {
+            id: doc.get_str("_id").ok()?.to_string(),
+            slot: doc.get_i32("slot").ok()?,
+            gen: doc.get_i64("gen").ok()?,
+            limit: u32::try_from(doc.get_i32("limit").unwrap_or(1)).unwrap_or(1),
+            expires_at: doc.get_i64("expires_at").unwrap_or(0),
+            released: doc.get_bool("released").unwrap_or(false),
+            token: doc.get_i64("token").unwrap_or(0),
+        })
+    }
+
+    /// Held by someone at server time `now`.
+    pub(crate) fn is_live(&self, now: i64) -> bool {
+        !self.released && self.expires_at + EXPIRY_ALLOWANCE_MS > now
+    }
+}
+
+/// What one read of a name's documents says.
+#[derive(Debug, Default)]
+pub(crate) struct Survey {
+    /// The newest generation of each slot (slot ≥ 0).
+    pub newest: BTreeMap<i32, Generation>,
+    /// The newest ticket drawn (0 if none).
+    pub newest_ticket: i64,
+}
+
+/// What to do after a survey.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// The lock is held with another limit.
+    Mismatch { existing: u32 },
+    /// Every slot is held; the first may free up by expiry at `wake_at`.
+    Busy { wake_at: Option<i64> },
+    /// Insert generation `gen` of `slot`; `replaces` is the expired holder
+    /// being taken over, if any.
+    Take {
+        slot: i32,
+        gen: i64,
+        replaces: Option<Generation>,
+    },
+}
+
+impl Survey {
+    pub(crate) fn from_generations(generations: impl IntoIterator<Item = Generation>) -> Self {
+        let mut survey = Survey::default();
+        for generation in generations {
+            if generation.slot == TICKET_SLOT {
+                survey.newest_ticket = survey.newest_ticket.max(generation.gen);
+                continue;
+            }
+            match survey.newest.get(&generation.slot) {
+                Some(known) if known.gen >= generation.gen => {}
+                _ => {
+                    survey.newest.insert(generation.slot, generation);
+                }
+            }
+        }
+        survey
+    }
+
+    /// Chooses a free slot of `limit` (`pick` picks among several), or says
+    /// why there is none, at server time `now`.
+    pub(crate) fn plan(&self, limit: u32, now: i64, pick: impl FnOnce(usize) -> usize) -> Plan {
+        let live: Vec<&Generation> = self.newest.values().filter(|g| g.is_live(now)).collect();
+        if let Some(other) = live.iter().find(|g| g.limit != limit) {
+            return Plan::Mismatch {
+                existing: other.limit,
+            };
+        }
+        let free: Vec<i32> = (0..limit as i32)
+            .filter(|slot| !self.newest.get(slot).is_some_and(|g| g.is_live(now)))
+            .collect();
+        if free.is_empty() {
+            return Plan::Busy {
+                wake_at: live
+                    .iter()
+                    .map(|g| g.expires_at + EXPIRY_ALLOWANCE_MS)
+                    .min(),
+            };
+        }
+        let slot = free[pick(free.len()) % free.len()];
+        let previous = self.newest.get(&slot);
+        Plan::Take {
+            slot,
+            gen: previous.map_or(1, |g| g.gen + 1),
+            replaces: previous.filter(|g| !g.released).cloned(),
+        }
+    }
+}
+
+/// The lock collection.
+pub(crate) struct Ledger {
+    coll: Collection<Document>,
+}
+
+impl Ledger {
+    pub(crate) fn new(coll: Collection<Document>) -> Self {
+        Ledger { coll }
+    }
+
+    /// Creates the index every read of a name uses.
+    pub(crate) async fn ensure_index(&self) -> Result<()> {
+        let index = mongodb::IndexModel::builder()
+            .keys(doc! { "name": 1, "slot": 1, "gen": -1 })
+            .build();
+        self.coll.create_index(index).await.map_err(errors::map)?;
+        Ok(())
+    }
+
+    /// Every document of `name`, surveyed.
+    pub(crate) async fn survey(&self, name: &str) -> Result<Survey> {
+        let mut cursor = self
+            .coll
+            .find(doc! { "name": name })
+            .await
+            .map_err(errors::map)?;
+        let mut generations = Vec::new();
+        while cursor.advance().await.map_err(errors::map)? {
+            let doc: Document = cursor.deserialize_current().map_err(errors::map)?;
+            generations.extend(Generation::from_doc(&doc));
+        }
+        Ok(Survey::from_generations(generations))
+    }
+
+    /// Inserts a generation; false when that `_id` exists (someone won).
+    pub(crate) async fn insert(
+        &self,
+        name: &str,
+        generation: &Generation,
+        value: &str,
+    ) -> Result<bool> {
+        let doc = doc! {
+            "_id": &generation.id,
+            "name": name,
+            "slot": generation.slot,
+            "gen": generation.gen,
+            "limit": generation.limit as i32,
+            "value": value,
+            "expires_at": generation.expires_at,
+            "released": false,
+            "token": generation.token,
+        };
+        match self.coll.insert_one(doc).await {
+            Ok(_) => Ok(true),
+            Err(e) if errors::is_duplicate_key(&e) => Ok(false),
+            Err(e) => Err(errors::map(e)),
+        }
+    }
+
+    /// True when a generation newer than `gen` exists in `slot`.
+    pub(crate) async fn newer_exists(&self, name: &str, slot: i32, gen: i64) -> Result<bool> {
+        let newer = self
+            .coll
+            .find_one(doc! { "name": name, "slot": slot, "gen": { "$gt": gen } })
+            .await
+            .map_err(errors::map)?;
+        Ok(newer.is_some())
+    }
+
+    /// Moves an unreleased generation's expiry; false if it is released or gone.
+    pub(crate) async fn extend(&self, id: &str, expires_at: i64) -> Result<bool> {
+        let result = self
+            .coll
+            .update_one(
+                doc! { "_id": id, "released": false },
+                doc! { "$set": { "expires_at": expires_at } },
+            )
+            .await
+            .map_err(errors::map)?;
+        Ok(result.matched_count == 1)
+    }
+
+    /// Marks a generation released; false if it was released or gone already.
+    pub(crate) async fn mark_released(&self, id: &str) -> Result<bool> {
+        let result = self
+            .coll
+            .update_one(
+                doc! { "_id": id, "released": false },
+                doc! { "$set": { "released": true } },
+            )
+            .await
+            .map_err(errors::map)?;
+        Ok(result.matched_count == 1)
+    }
+
+    /// Draws a fencing token for `name` above `seen`.
+    pub(crate) async fn draw_ticket(&self, name: &str, mut seen: i64) -> Result<i64> {
+        for attempt in 0..TICKET_RETRIES {
+            let ticket = Generation {
+                id: doc_id(name, TICKET_SLOT, seen + 1),
+                slot: TICKET_SLOT,
+                gen: seen + 1,
+                limit: 0,
+                expires_at: 0,
+                released: true,
+                token: seen + 1,
+            };
+            if self.insert(name, &ticket, "").await? {
+                return Ok(ticket.gen);
+            }
+            crate::backends::retry::race_backoff(attempt).await;
+            seen = self.newest_ticket(name).await?.max(seen + 1);
+        }
+        Err(Error::Connection(format!(
+            "could not draw a fencing token for {name:?}: too much contention; retry"
+        )))
+    }
+
+    async fn newest_ticket(&self, name: &str) -> Result<i64> {
+        let newest = self
+            .coll
+            .find_one(doc! { "name": name, "slot": TICKET_SLOT })
+            .sort(doc! { "gen": -1 })
+            .await
+            .map_err(errors::map)?;
+        Ok(newest
+            .as_ref()
+            .and_then(Generation::from_doc)
+            .map_or(0, |g| g.gen))
+    }
+
+    /// Deletes generations of `slot` older than `keep_from` (best effort:
+    /// garbage collection, never needed for correctness).
+    pub(crate) async fn collect(&self, name: &str, slot: i32, keep_from: i64) {
+        let filter = doc! { "name": name, "slot": slot, "gen": { "$lt": keep_from } };
+        if let Err(error) = self.coll.delete_many(filter).await {
+            tracing::debug!(%error, name, "collecting old lock generations failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generation(slot: i32, gen: i64, limit: u32, expires_at: i64, released: bool) -> Generation {
+        Generation {
+            id: doc_id("n", slot, gen),
+            slot,
+            gen,
+            limit,
+            expires_at,
+            released,
+            token: gen,
+        }
+    }
+
+    #[test]
+    fn ids_sort_by_generation() {
+        assert!(doc_id("a", 0, 9) < doc_id("a", 0, 10));
+        assert_eq!(doc_id("a/b", 2, 7), "a/b/2/00000000000000000007");
+    }
+
+    #[test]
+    fn free_lock_takes_generation_one() {
+        let plan = Survey::default().plan(1, 1000, |_| 0);
+        assert_eq!(
+            plan,
+            Plan::Take {
+                slot: 0,
+                gen: 1,
+                replaces: None
+            }
+        );
+    }
+
+    #[test]
+    fn newest_generation_decides() {
+        let survey = Survey::from_generations([
+            generation(0, 3, 1, 5000, false),
+            generation(0, 2, 1, 9000, false),
+            generation(TICKET_SLOT, 4, 0, 0, true),
+        ]);
+        assert_eq!(survey.newest[&0].gen, 3);
+        assert_eq!(survey.newest_ticket, 4);
+        assert_eq!(
+            survey.plan(1, 1000, |_| 0),
+            Plan::Busy {
+                wake_at: Some(5000 + EXPIRY_ALLOWANCE_MS)
+            }
+        );
+    }
+
+    #[test]
+    fn released_and_expired_slots_are_free() {
+        let released = Survey::from_generations([generation(0, 3, 1, 5000, true)]);
+        assert_eq!(
+            released.plan(1, 1000, |_| 0),
+            Plan::Take {
+                slot: 0,
+                gen: 4,
+                replaces: None
+            }
+        );
+        let expired = Survey::from_generations([generation(0, 3, 1, 5000, false)]);
+        // Still live within the allowance, free after it.
+        assert!(matches!(expired.plan(1, 5000, |_| 0), Plan::Busy { .. }));
+        let later = 5000 + EXPIRY_ALLOWANCE_MS;
+        assert_eq!(
+            expired.plan(1, later, |_| 0),
+            Plan::Take {
+                slot: 0,
+                gen: 4,
+                replaces: Some(generation(0, 3, 1, 5000, false))
+            }
+        );
+    }
+
+    #[test]
+    fn semaphores_pick_among_free_slots_and_refuse_other_limits() {
+        let survey = Survey::from_generations([generation(1, 5, 3, 9000, false)]);
+        assert_eq!(
+            survey.plan(3, 1000, |n| n - 1),
+            Plan::Take {
+                slot: 2,
+                gen: 1,
+                replaces: None
+            }
+        );
+        assert_eq!(survey.plan(2, 1000, |_| 0), Plan::Mismatch { existing: 3 });
+        // An idle lock takes any limit.
+        assert_eq!(
+            survey.plan(2, 99_999, |_| 0),
+            Plan::Take {
+                slot: 0,
+                gen: 1,
+                replaces: None
+            }
+        );
+    }
+}
