@@ -3,4 +3,6 @@
 #   tests/bench.sh            (POLYLOCK_BENCH_ITERATIONS=N for more samples)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tests/with-servers.sh cargo bench -p polylock --bench consul_latency --locked
+bash tests/with-servers.sh sh -c \
+  'cargo bench -p polylock --bench consul_latency --locked &&
+   cargo bench -p polylock --bench mongo_latency --locked'

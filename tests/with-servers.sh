@@ -7,8 +7,10 @@
 # Exports POLYLOCK_TEST_CONSUL_URL, POLYLOCK_TEST_CONSUL_ACL_URL,
 # POLYLOCK_TEST_CONSUL_ACL_TOKEN, POLYLOCK_TEST_CONSUL_TLS_URL,
 # POLYLOCK_TEST_CONSUL_TLS_CERTS, POLYLOCK_CONSUL_BIN and
-# POLYLOCK_TEST_FERRETDB_URL (POLYLOCK_TEST_MONGODB_URL, a real MongoDB, is
-# left as the caller set it). Servers listen on
+# POLYLOCK_TEST_FERRETDB_URL, POLYLOCK_TEST_FERRETDB_RESTART_URL and
+# POLYLOCK_TEST_FERRETDB_RESTART_DIR (a second FerretDB that tests restart;
+# POLYLOCK_TEST_MONGODB_URL, a real MongoDB, is left as the caller set it).
+# Servers listen on
 # 127.0.0.1 only, on free ports, with state in a temporary directory.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +22,7 @@ cleanup() {
   bash "$servers/consul.sh" stop "$state/consul-acl" || true
   bash "$servers/consul.sh" stop "$state/consul-tls" || true
   bash "$servers/ferretdb.sh" stop "$state/ferretdb" || true
+  bash "$servers/ferretdb.sh" stop "$state/ferretdb-restart" || true
   rm -rf "$state"
 }
 trap cleanup EXIT
@@ -29,6 +32,8 @@ consul_http=$(bash "$servers/consul.sh" start "$state/consul")
 consul_acl_http=$(bash "$servers/consul.sh" start-acl "$state/consul-acl")
 consul_tls_https=$(bash "$servers/consul.sh" start-tls "$state/consul-tls")
 export POLYLOCK_TEST_FERRETDB_URL=$(bash "$servers/ferretdb.sh" start "$state/ferretdb")
+export POLYLOCK_TEST_FERRETDB_RESTART_URL=$(bash "$servers/ferretdb.sh" start "$state/ferretdb-restart")
+export POLYLOCK_TEST_FERRETDB_RESTART_DIR="$state/ferretdb-restart"
 export POLYLOCK_CONSUL_BIN=$(bash "$servers/consul.sh" build)
 export POLYLOCK_TEST_CONSUL_URL="consul://${consul_http#http://}"
 export POLYLOCK_TEST_CONSUL_ACL_URL="consul://${consul_acl_http#http://}"

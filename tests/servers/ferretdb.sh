@@ -5,6 +5,12 @@
 #   ferretdb.sh build               print the path of the cached binary
 #   ferretdb.sh start STATE_DIR     start on 127.0.0.1 (free port) with a fresh
 #                                   data directory; print a mongodb:// URL
+#
+# FerretDB v1 trims capped collections only every minute, 10% at a time, by
+# default; polylock's events collection then outgrows its cap and every
+# tailing rescan slows down. The server here trims every second (the same
+# flags are recommended in README.md for FerretDB deployments).
+#   ferretdb.sh restart STATE_DIR   stop it and start it again (same port, same data)
 #   ferretdb.sh stop STATE_DIR      stop it
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -48,26 +54,39 @@ ferretdb_bin() { go_build_cached ferretdb "$FERRETDB_VERSION" build_ferretdb; }
 # port_open PORT: true once something accepts TCP connections on it.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# launch STATE_DIR PORT: start the server; wait (bounded) until it listens.
+launch() {
+  local state=$1 port=$2
+  "$(ferretdb_bin)" --handler=sqlite --sqlite-url="file:$state/data/" \
+      --listen-addr="127.0.0.1:$port" --state-dir="$state/state" \
+      --debug-addr=- --telemetry=disable --log-level=warn \
+      --test-capped-cleanup-interval=1s --test-capped-cleanup-percentage=50 \
+      >"$state/ferretdb.log" 2>&1 &
+  echo $! >"$state/ferretdb.pid"
+  wait_for 60 "ferretdb on 127.0.0.1:$port" port_open "$port" ||
+    { cat "$state/ferretdb.log" >&2; die "ferretdb did not start"; }
+}
+
 cmd=${1:-}
 case "$cmd" in
   build) ferretdb_bin ;;
   start)
     state=${2:?state dir}
     mkdir -p "$state/data" "$state/state"
-    bin=$(ferretdb_bin)
+    ferretdb_bin >/dev/null
     port=$(free_port)
-    "$bin" --handler=sqlite --sqlite-url="file:$state/data/" \
-      --listen-addr="127.0.0.1:$port" --state-dir="$state/state" \
-      --debug-addr=- --telemetry=disable --log-level=warn \
-      >"$state/ferretdb.log" 2>&1 &
-    echo $! >"$state/ferretdb.pid"
-    wait_for 60 "ferretdb on 127.0.0.1:$port" port_open "$port" ||
-      { cat "$state/ferretdb.log" >&2; die "ferretdb did not start"; }
+    echo "$port" >"$state/port"
+    launch "$state" "$port"
     echo "mongodb://127.0.0.1:$port/"
+    ;;
+  restart)
+    state=${2:?state dir}
+    stop_pidfile "$state/ferretdb.pid"
+    launch "$state" "$(cat "$state/port")"
     ;;
   stop)
     state=${2:?state dir}
     stop_pidfile "$state/ferretdb.pid"
     ;;
-  *) die "usage: ferretdb.sh build|start DIR|stop DIR" ;;
+  *) die "usage: ferretdb.sh build|start DIR|restart DIR|stop DIR" ;;
 esac

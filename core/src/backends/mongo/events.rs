@@ -4,13 +4,23 @@
 //! stream ([`crate::Client::watch`]).
 //!
 //! FerretDB v1 closes a tailable cursor whose first batch is shorter than
-//! its batch size, so the cursor opens with batch size 1 and a filter that
-//! always matches a sentinel document; later batches (`getMore`, run by hand
-//! to set their size) take up to 256 events. After any error the cursor is
-//! reopened from the last event time seen, skipping events already delivered.
+//! its batch size, so the cursor opens with batch size 1 on a collection
+//! that is never empty (a sentinel document); later batches (`getMore`, run
+//! by hand to set their size) take up to 256 events. The cursor has no
+//! server-side filter: FerretDB evaluates a filter on every rescan, which
+//! made delivery ~6× slower; events older than the start time are skipped
+//! client-side instead. After any error the cursor is reopened, skipping
+//! events already delivered.
+//!
+//! FerretDB also rescans the whole capped collection for every open tailable
+//! cursor about every 10 ms (and caps it by bytes, not by document count),
+//! so the collection is kept small in bytes and clients of
+//! one process that use the same collection share one log and one cursor
+//! ([`EventLog::shared`]). A missed event costs only a late wake-up: waiters
+//! also wake when the holder's lease runs out.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use mongodb::bson::{doc, Bson, Document};
@@ -25,8 +35,8 @@ use crate::lock_events::{LockEvent, LockEventKind};
 use crate::runtime;
 
 /// Size of the capped collection: small, because FerretDB rescans it.
-const CAPPED_BYTES: i64 = 1 << 20;
-const CAPPED_DOCS: i64 = 4096;
+const CAPPED_BYTES: i64 = 64 * 1024;
+const CAPPED_DOCS: i64 = 128;
 /// How long one `getMore` waits for new events.
 const AWAIT: Duration = Duration::from_secs(1);
 /// Events per `getMore`.
@@ -48,16 +58,50 @@ pub(crate) struct EventLog {
     coll: Collection<Document>,
     clock: ServerClock,
     public: broadcast::Sender<LockEvent>,
-    /// How many events each name has seen; waiters compare against it.
+    /// How many releases each name has seen; waiters compare against it.
     versions: Mutex<HashMap<String, u64>>,
-    /// Bumped on every event: wakes waiters to compare their name's version.
+    /// Bumped on every release: wakes waiters to compare their name's version.
     any: watch::Sender<u64>,
 }
 
+/// Which log a client needs: the same server, database and collection share one.
+pub(crate) type LogKey = (String, String, String);
+
+fn open_logs() -> MutexGuard<'static, HashMap<LogKey, Weak<EventLog>>> {
+    static LOGS: OnceLock<Mutex<HashMap<LogKey, Weak<EventLog>>>> = OnceLock::new();
+    LOGS.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
 impl EventLog {
+    /// The process's log for `key`, opened with `client` when none is open.
+    pub(crate) async fn shared(
+        key: LogKey,
+        client: Client,
+        db: Database,
+        name: &str,
+        clock: ServerClock,
+    ) -> Result<Arc<Self>> {
+        if let Some(log) = open_logs().get(&key).and_then(Weak::upgrade) {
+            return Ok(log);
+        }
+        let log = EventLog::open(client, db, name, clock).await?;
+        let mut logs = open_logs();
+        logs.retain(|_, log| log.strong_count() > 0);
+        // Two clients may have opened one at once; keep the first.
+        match logs.get(&key).and_then(Weak::upgrade) {
+            Some(first) => Ok(first),
+            None => {
+                logs.insert(key, Arc::downgrade(&log));
+                Ok(log)
+            }
+        }
+    }
+
     /// Makes sure the capped collection and its sentinel exist, starts the
     /// tailing task and returns once its cursor is open.
-    pub(crate) async fn open(
+    async fn open(
         client: Client,
         db: Database,
         name: &str,
@@ -136,12 +180,12 @@ impl EventLog {
         }
     }
 
-    /// How many events `name` has seen so far.
+    /// How many releases `name` has seen so far.
     pub(crate) fn version(&self, name: &str) -> u64 {
         self.versions().get(name).copied().unwrap_or(0)
     }
 
-    /// Returns once `name` has seen an event past `version`, or at `until`.
+    /// Returns once `name` has seen a release past `version`, or at `until`.
     pub(crate) async fn wait_past(&self, name: &str, version: u64, until: Option<Instant>) {
         let mut any = self.any.subscribe();
         loop {
@@ -182,8 +226,12 @@ impl EventLog {
             "released" => LockEventKind::Released,
             _ => LockEventKind::Expired,
         };
-        *self.versions().entry(name.to_string()).or_insert(0) += 1;
-        self.any.send_modify(|n| *n += 1);
+        // Only a release frees a slot; acquisitions and takeovers wake nobody
+        // (waiters wake at the holder's expiry on their own).
+        if kind == LockEventKind::Released {
+            *self.versions().entry(name.to_string()).or_insert(0) += 1;
+            self.any.send_modify(|n| *n += 1);
+        }
         let _ = self.public.send(LockEvent {
             name: name.to_string(),
             kind,
@@ -269,7 +317,6 @@ async fn follow(
     let opened = db
         .run_command(doc! {
             "find": coll,
-            "filter": { "$or": [ { "_id": SENTINEL }, { "at": { "$gte": position.at } } ] },
             "tailable": true,
             "awaitData": true,
             "batchSize": 1,

@@ -6,24 +6,52 @@
 //! A lock of limit N has N slots; each slot has a ledger of generations,
 //! documents `{_id: "<name>/<slot>/<gen, 20 digits>", name, slot, gen,
 //! limit, holder value, expires_at (server ms), released, token}`. To take a
-//! slot, read the name's documents; if a slot's newest generation is released
-//! or expired, insert generation + 1. Winning the insert is winning the slot;
-//! afterwards the winner checks that no newer generation exists (which
-//! catches a contender that read long ago). Renew and release write only the
-//! holder's own document. Generations older than the previous one are
-//! deleted; the newest always stays, so generations never repeat.
+//! slot, find its newest generation; if it is released or expired, insert
+//! generation + 1. Winning the insert is winning the slot; afterwards the
+//! winner checks that generation + 2 does not exist (which catches a
+//! contender that read long ago). Renew and release write only the holder's
+//! own document.
+//!
+//! Every access is by exact `_id`, the only lookup FerretDB v1 serves
+//! without scanning the collection. That works because a slot's existing
+//! generations always form one contiguous range, so "did anyone take my slot
+//! after me" is "does g + 1 exist", and the newest generation is found by
+//! stepping forward from a hint: the slot's head document `{_id:
+//! "<name>/<slot>/head", gen}`, rewritten (best effort) after every take. No
+//! head and no generation 1 means the slot was never used. A head older than
+//! the range (a delayed writer can set it back) falls back to one query.
+//!
+//! Contiguity needs one more rule, because a deleted generation could be
+//! inserted again by a contender that surveyed long before: garbage
+//! collection deletes generation g − 2 only [`GC_DELAY`] after g was taken,
+//! and an attempt inserts only within [`FRESHNESS`] of starting its survey.
+//! A contender that planned generation k surveyed before k existed, so k was
+//! deleted at least `GC_DELAY` after that survey: far past the attempt's
+//! freshness. (Only a process frozen for almost a minute between that check
+//! and its insert could still re-insert; its token would then be lower than
+//! the current holder's, which fencing rejects downstream.)
 //!
 //! Fencing tokens: a mutex's token is its generation. A semaphore draws a
 //! token from a per-name ticket ledger (slot -1) the same way, before
 //! inserting its slot generation.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use mongodb::bson::{doc, Document};
 use mongodb::Collection;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::errors;
 use crate::error::{Error, Result};
+
+/// How long after a survey an attempt may still insert what it planned.
+pub(crate) const FRESHNESS: Duration = Duration::from_secs(5);
+/// How long after generation g was taken generation g − 2 is deleted.
+pub(crate) const GC_DELAY: Duration = Duration::from_secs(60);
+/// Deletions waiting for their time, at most (beyond: left in place).
+const GC_BACKLOG: usize = 100_000;
 
 /// How many lost ticket races a semaphore acquisition tolerates.
 const TICKET_RETRIES: u32 = 64;
@@ -34,6 +62,11 @@ pub(crate) const TICKET_SLOT: i32 = -1;
 /// How long past its expiry a holder is still treated as live by others:
 /// covers the error of the clock-offset estimates.
 pub(crate) const EXPIRY_ALLOWANCE_MS: i64 = 250;
+
+/// The `_id` of a slot's head hint.
+pub(crate) fn head_id(name: &str, slot: i32) -> String {
+    format!("{name}/{slot}/head")
+}
 
 /// The `_id` of generation `gen` of `slot` of `name`.
 pub(crate) fn doc_id(name: &str, slot: i32, gen: i64) -> String {
@@ -144,14 +177,21 @@ impl Survey {
     }
 }
 
-/// The lock collection.
+/// The lock collection (cheap to clone).
+#[derive(Clone)]
 pub(crate) struct Ledger {
     coll: Collection<Document>,
+    /// Deletions due later, in order: (when, `_id`).
+    collector: mpsc::Sender<(Instant, String)>,
 }
 
 impl Ledger {
+    /// The ledger on `coll`, with its collector task (which ends with the
+    /// last clone of the ledger).
     pub(crate) fn new(coll: Collection<Document>) -> Self {
-        Ledger { coll }
+        let (collector, due) = mpsc::channel(GC_BACKLOG);
+        crate::runtime::spawn(collect(coll.clone(), due));
+        Ledger { coll, collector }
     }
 
     /// Creates the index every read of a name uses.
@@ -163,19 +203,65 @@ impl Ledger {
         Ok(())
     }
 
-    /// Every document of `name`, surveyed.
-    pub(crate) async fn survey(&self, name: &str) -> Result<Survey> {
-        let mut cursor = self
-            .coll
-            .find(doc! { "name": name })
-            .await
-            .map_err(errors::map)?;
+    /// The newest generation of each slot `0..limit` of `name`, and for
+    /// semaphores the newest ticket.
+    pub(crate) async fn survey(&self, name: &str, limit: u32) -> Result<Survey> {
         let mut generations = Vec::new();
-        while cursor.advance().await.map_err(errors::map)? {
-            let doc: Document = cursor.deserialize_current().map_err(errors::map)?;
-            generations.extend(Generation::from_doc(&doc));
+        for slot in 0..limit as i32 {
+            generations.extend(self.newest(name, slot).await?);
+        }
+        if limit > 1 {
+            generations.extend(self.newest(name, TICKET_SLOT).await?);
         }
         Ok(Survey::from_generations(generations))
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Document>> {
+        self.coll
+            .find_one(doc! { "_id": id })
+            .await
+            .map_err(errors::map)
+    }
+
+    async fn get_generation(&self, name: &str, slot: i32, gen: i64) -> Result<Option<Generation>> {
+        Ok(self
+            .get(&doc_id(name, slot, gen))
+            .await?
+            .as_ref()
+            .and_then(Generation::from_doc))
+    }
+
+    /// The newest generation of one slot: from the head hint, step forward.
+    async fn newest(&self, name: &str, slot: i32) -> Result<Option<Generation>> {
+        let head = self
+            .get(&head_id(name, slot))
+            .await?
+            .and_then(|doc| doc.get_i64("gen").ok());
+        let start = head.unwrap_or(1);
+        let mut newest = match self.get_generation(name, slot, start).await? {
+            Some(found) => found,
+            // Never used: no head and no generation 1.
+            None if head.is_none() => return Ok(None),
+            // The head lags behind the collected range: ask by index.
+            None => match self.newest_by_query(name, slot).await? {
+                Some(found) => found,
+                None => return Ok(None),
+            },
+        };
+        while let Some(next) = self.get_generation(name, slot, newest.gen + 1).await? {
+            newest = next;
+        }
+        Ok(Some(newest))
+    }
+
+    async fn newest_by_query(&self, name: &str, slot: i32) -> Result<Option<Generation>> {
+        let newest = self
+            .coll
+            .find_one(doc! { "name": name, "slot": slot, "gen": { "$gte": 1 } })
+            .sort(doc! { "gen": -1 })
+            .await
+            .map_err(errors::map)?;
+        Ok(newest.as_ref().and_then(Generation::from_doc))
     }
 
     /// Inserts a generation; false when that `_id` exists (someone won).
@@ -203,45 +289,55 @@ impl Ledger {
         }
     }
 
-    /// True when a generation newer than `gen` exists in `slot`.
+    /// True when a generation newer than `gen` exists in `slot`: by the
+    /// contiguity of the ledger, exactly when `gen + 1` exists.
     pub(crate) async fn newer_exists(&self, name: &str, slot: i32, gen: i64) -> Result<bool> {
-        let newer = self
-            .coll
-            .find_one(doc! { "name": name, "slot": slot, "gen": { "$gt": gen } })
-            .await
-            .map_err(errors::map)?;
-        Ok(newer.is_some())
+        Ok(self.get(&doc_id(name, slot, gen + 1)).await?.is_some())
     }
 
     /// Moves an unreleased generation's expiry; false if it is released or gone.
     pub(crate) async fn extend(&self, id: &str, expires_at: i64) -> Result<bool> {
-        let result = self
-            .coll
-            .update_one(
-                doc! { "_id": id, "released": false },
-                doc! { "$set": { "expires_at": expires_at } },
-            )
+        self.update_unreleased(id, doc! { "$set": { "expires_at": expires_at } })
             .await
-            .map_err(errors::map)?;
-        Ok(result.matched_count == 1)
     }
 
     /// Marks a generation released; false if it was released or gone already.
     pub(crate) async fn mark_released(&self, id: &str) -> Result<bool> {
+        self.update_unreleased(id, doc! { "$set": { "released": true } })
+            .await
+    }
+
+    /// Applies `update` to generation `id` if it exists and is not released.
+    /// The check is a read by `_id`, not a filter condition: FerretDB v1
+    /// serves only a pure `_id` filter without a scan, and applies updates
+    /// non-atomically either way. Only the holder writes its document, one
+    /// write at a time, so check-then-write is as safe as a filter.
+    async fn update_unreleased(&self, id: &str, update: Document) -> Result<bool> {
+        let current = self.get(id).await?;
+        if current.is_none_or(|doc| doc.get_bool("released").unwrap_or(false)) {
+            return Ok(false);
+        }
         let result = self
             .coll
-            .update_one(
-                doc! { "_id": id, "released": false },
-                doc! { "$set": { "released": true } },
-            )
+            .update_one(doc! { "_id": id }, update)
             .await
             .map_err(errors::map)?;
         Ok(result.matched_count == 1)
     }
 
-    /// Draws a fencing token for `name` above `seen`.
-    pub(crate) async fn draw_ticket(&self, name: &str, mut seen: i64) -> Result<i64> {
+    /// Draws a fencing token for `name` above `seen` (read at `seen_at`).
+    pub(crate) async fn draw_ticket(
+        &self,
+        name: &str,
+        mut seen: i64,
+        mut seen_at: Instant,
+    ) -> Result<i64> {
         for attempt in 0..TICKET_RETRIES {
+            if seen_at.elapsed() > FRESHNESS {
+                // Too old to act on: read the ticket ledger again first.
+                let newest = self.newest(name, TICKET_SLOT).await?;
+                seen = newest.map_or(seen, |n| n.gen.max(seen));
+            }
             let ticket = Generation {
                 id: doc_id(name, TICKET_SLOT, seen + 1),
                 slot: TICKET_SLOT,
@@ -255,32 +351,48 @@ impl Ledger {
                 return Ok(ticket.gen);
             }
             crate::backends::retry::race_backoff(attempt).await;
-            seen = self.newest_ticket(name).await?.max(seen + 1);
+            seen_at = Instant::now();
+            seen = self
+                .newest(name, TICKET_SLOT)
+                .await?
+                .map_or(seen + 1, |newest| newest.gen.max(seen + 1));
         }
         Err(Error::Connection(format!(
             "could not draw a fencing token for {name:?}: too much contention; retry"
         )))
     }
 
-    async fn newest_ticket(&self, name: &str) -> Result<i64> {
-        let newest = self
+    /// Book-keeping after generation `gen` of `slot` was taken (best effort):
+    /// move the head hint, then schedule generation `gen - 2` for deletion
+    /// [`GC_DELAY`] from now.
+    pub(crate) async fn advance(&self, name: &str, slot: i32, gen: i64) {
+        let head = self
             .coll
-            .find_one(doc! { "name": name, "slot": TICKET_SLOT })
-            .sort(doc! { "gen": -1 })
-            .await
-            .map_err(errors::map)?;
-        Ok(newest
-            .as_ref()
-            .and_then(Generation::from_doc)
-            .map_or(0, |g| g.gen))
+            .update_one(
+                doc! { "_id": head_id(name, slot) },
+                doc! { "$set": { "name": name, "slot": slot, "gen": gen } },
+            )
+            .upsert(true)
+            .await;
+        if let Err(error) = head {
+            // Without the new head, keep the old generations for the hint.
+            tracing::debug!(%error, name, "moving a lock's head failed");
+            return;
+        }
+        if gen > 2 {
+            let due = Instant::now() + GC_DELAY;
+            // A full backlog leaves the document in place: garbage, not harm.
+            let _ = self.collector.try_send((due, doc_id(name, slot, gen - 2)));
+        }
     }
+}
 
-    /// Deletes generations of `slot` older than `keep_from` (best effort:
-    /// garbage collection, never needed for correctness).
-    pub(crate) async fn collect(&self, name: &str, slot: i32, keep_from: i64) {
-        let filter = doc! { "name": name, "slot": slot, "gen": { "$lt": keep_from } };
-        if let Err(error) = self.coll.delete_many(filter).await {
-            tracing::debug!(%error, name, "collecting old lock generations failed");
+/// Deletes scheduled generations when they are due, until the ledger is gone.
+async fn collect(coll: Collection<Document>, mut due: mpsc::Receiver<(Instant, String)>) {
+    while let Some((when, id)) = due.recv().await {
+        tokio::time::sleep_until(when).await;
+        if let Err(error) = coll.delete_one(doc! { "_id": &id }).await {
+            tracing::debug!(%error, id, "collecting an old lock generation failed");
         }
     }
 }

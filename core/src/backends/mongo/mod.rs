@@ -79,7 +79,12 @@ impl MongoBackend {
         );
         let ledger = Ledger::new(locks);
         ledger.ensure_index().await?;
-        let events = EventLog::open(client, db, &config.events_collection, clock).await?;
+        let key = (
+            config.driver_url.expose().to_string(),
+            config.database.clone(),
+            config.events_collection.clone(),
+        );
+        let events = EventLog::shared(key, client, db, &config.events_collection, clock).await?;
         Ok(MongoBackend {
             ledger,
             events,
@@ -90,7 +95,8 @@ impl MongoBackend {
     /// One pass: survey, then try to insert the chosen generation.
     async fn attempt(&self, request: &AcquireRequest) -> Result<Option<Attempt>> {
         let version = self.events.version(&request.name);
-        let survey = self.ledger.survey(&request.name).await?;
+        let surveyed = Instant::now();
+        let survey = self.ledger.survey(&request.name, request.limit).await?;
         let now = self.clock.now_ms();
         let (slot, gen, replaces) =
             match survey.plan(request.limit, now, |n| (random_u64() % n as u64) as usize) {
@@ -118,9 +124,12 @@ impl MongoBackend {
             gen
         } else {
             self.ledger
-                .draw_ticket(&request.name, survey.newest_ticket)
+                .draw_ticket(&request.name, survey.newest_ticket, surveyed)
                 .await?
         };
+        if surveyed.elapsed() > ledger::FRESHNESS {
+            return Ok(None); // the plan is too old to act on; survey again
+        }
         let ttl_ms = request.ttl.as_millis() as i64;
         let generation = Generation {
             id: doc_id(&request.name, slot, gen),
@@ -161,13 +170,15 @@ impl MongoBackend {
                 token,
             )
             .await;
-        // Keep the previous generation; older ones are garbage.
-        self.ledger.collect(&request.name, slot, gen - 1).await;
-        if request.limit > 1 {
-            self.ledger
-                .collect(&request.name, ledger::TICKET_SLOT, token - 1)
-                .await;
-        }
+        // Head hints and garbage collection are off the caller's path.
+        let (ledger, name, semaphore) =
+            (self.ledger.clone(), request.name.clone(), request.limit > 1);
+        crate::runtime::spawn(async move {
+            ledger.advance(&name, slot, gen).await;
+            if semaphore {
+                ledger.advance(&name, ledger::TICKET_SLOT, token).await;
+            }
+        });
         Ok(Some(Attempt::Acquired(Grant {
             name: request.name.clone(),
             limit: request.limit,

@@ -1,0 +1,145 @@
+//! MongoDB-backend behaviour beyond the conformance suite, against a real
+//! FerretDB: URL options choose the database and collections, the lease
+//! documents are where the docs say, and the event tail (and with it prompt
+//! wake-ups) survives a server restart.
+//!
+//! Needs `POLYLOCK_TEST_FERRETDB_URL` and, for the restart case,
+//! `POLYLOCK_TEST_FERRETDB_RESTART_URL` + `POLYLOCK_TEST_FERRETDB_RESTART_DIR`
+//! (a server this test may restart); `tests/with-servers.sh` sets them. In CI
+//! a missing variable fails the test.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mongodb::bson::{doc, Document};
+use polylock::{Client, ClientOptions, Event, LockEventKind, LockOptions};
+
+fn env(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ if std::env::var_os("CI").is_some() => panic!("{var} must be set in CI"),
+        _ => {
+            eprintln!("skipped: {var} is not set (tests/with-servers.sh sets it)");
+            None
+        }
+    }
+}
+
+fn unique(base: &str) -> String {
+    format!("mongo/{base}-{}", std::process::id())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_options_choose_database_and_collections() {
+    let Some(url) = env("POLYLOCK_TEST_FERRETDB_URL") else {
+        return;
+    };
+    let database = format!("polylock_opts_{}", std::process::id());
+    let custom = format!(
+        "{}{database}?collection=leases&events_collection=lease_events",
+        url.trim_end_matches('/').to_string() + "/"
+    );
+    let client = Client::connect(&custom).await.unwrap();
+    let mut events = client.watch(&unique("options")).unwrap();
+    let lease = client
+        .lock(&unique("options"), LockOptions::mutex().value("worker-7"))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .unwrap();
+
+    let raw = mongodb::Client::with_uri_str(&url).await.unwrap();
+    let db = raw.database(&database);
+    let stored = db
+        .collection::<Document>("leases")
+        .find_one(doc! { "_id": lease.holder() })
+        .await
+        .unwrap()
+        .expect("the lease document is in the chosen collection");
+    assert_eq!(stored.get_str("value").unwrap(), "worker-7");
+    assert!(!stored.get_bool("released").unwrap());
+    let event = tokio::time::timeout(Duration::from_secs(60), events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.kind, LockEventKind::Acquired);
+    let logged = db
+        .collection::<Document>("lease_events")
+        .find_one(doc! { "holder": lease.holder() })
+        .await
+        .unwrap();
+    assert!(
+        logged.is_some(),
+        "the event is in the chosen events collection"
+    );
+
+    lease.release().await.unwrap();
+    let stored = db
+        .collection::<Document>("leases")
+        .find_one(doc! { "_id": lease.holder() })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.get_bool("released").unwrap());
+    raw.database(&database).drop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_still_wake_promptly_after_a_server_restart() {
+    let (Some(url), Some(dir)) = (
+        env("POLYLOCK_TEST_FERRETDB_RESTART_URL"),
+        env("POLYLOCK_TEST_FERRETDB_RESTART_DIR"),
+    ) else {
+        return;
+    };
+    let name = unique("restart");
+    // The holder's TTL outlasts the waiter's patience: only the release
+    // event (through a reopened tail) can get the waiter the lock in time.
+    let holder = Client::connect(&url).await.unwrap();
+    let lease = holder
+        .lock(&name, LockOptions::mutex().ttl(Duration::from_secs(300)))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .unwrap();
+    let (tx, mut waiting) = tokio::sync::mpsc::unbounded_channel();
+    let waiter = Client::from_options(ClientOptions::new(&url).observer(Arc::new(
+        move |e: &Event| {
+            if matches!(e, Event::WaitStarted { .. }) {
+                let _ = tx.send(());
+            }
+        },
+    )))
+    .await
+    .unwrap();
+    let lock = waiter.lock(&name, LockOptions::mutex()).unwrap();
+    let contender = tokio::spawn(async move { lock.acquire(Duration::from_secs(90)).await });
+    tokio::time::timeout(Duration::from_secs(60), waiting.recv())
+        .await
+        .expect("the waiter starts waiting");
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/servers/ferretdb.sh");
+    let status = tokio::process::Command::new("bash")
+        .args([script, "restart", &dir])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "the server restarts");
+
+    // The driver reconnects; the release is written and its event tailed.
+    let mut released = lease.release().await;
+    for _ in 0..20 {
+        match &released {
+            Err(error) if error.is_transient() => released = lease.release().await,
+            _ => break,
+        }
+    }
+    released.expect("the holder releases after the restart");
+    let next = contender
+        .await
+        .unwrap()
+        .expect("the waiter is woken by the release, long before any expiry");
+    next.release().await.unwrap();
+}
