@@ -274,7 +274,9 @@ impl Position {
     }
 }
 
-/// The tailing task: runs until the log is dropped.
+/// The tailing task: runs until the log is dropped. A cursor that was open
+/// and then ended (capped-collection trimming ends cursors routinely) is
+/// reopened at once; only failures to open back off, up to 5 s.
 async fn tail(log: Weak<EventLog>, start: i64, ready: oneshot::Sender<()>) {
     let mut position = Position {
         at: start,
@@ -289,10 +291,25 @@ async fn tail(log: Weak<EventLog>, start: i64, ready: oneshot::Sender<()>) {
         else {
             return;
         };
-        match follow(&client, &db, &coll, &log, &mut position, &mut ready).await {
+        let mut opened = false;
+        match follow(
+            &client,
+            &db,
+            &coll,
+            &log,
+            &mut position,
+            &mut ready,
+            &mut opened,
+        )
+        .await
+        {
             Ok(()) => return, // the log was dropped
-            Err(error) => {
+            Err(error) if opened => {
                 tracing::debug!(%error, "mongodb events cursor ended; reopening");
+                retry = Duration::from_millis(100);
+            }
+            Err(error) => {
+                tracing::debug!(%error, "opening the mongodb events cursor failed; retrying");
                 tokio::time::sleep(retry).await;
                 retry = (retry * 2).min(Duration::from_secs(5));
                 if let Some(strong) = log.upgrade() {
@@ -304,7 +321,8 @@ async fn tail(log: Weak<EventLog>, start: i64, ready: oneshot::Sender<()>) {
 }
 
 /// Opens the cursor and follows it until an error (`Err`) or until the log
-/// is dropped (`Ok`). Holds the log only while delivering a batch.
+/// is dropped (`Ok`); sets `opened` once the cursor is open. Holds the log
+/// only while delivering a batch.
 async fn follow(
     client: &Client,
     db: &Database,
@@ -312,9 +330,10 @@ async fn follow(
     log: &Weak<EventLog>,
     position: &mut Position,
     ready: &mut Option<oneshot::Sender<()>>,
+    opened: &mut bool,
 ) -> Result<()> {
     let mut session = client.start_session().await.map_err(errors::map)?;
-    let opened = db
+    let found = db
         .run_command(doc! {
             "find": coll,
             "tailable": true,
@@ -324,7 +343,7 @@ async fn follow(
         .session(&mut session)
         .await
         .map_err(errors::map)?;
-    let (mut cursor_id, first) = batch(&opened, "firstBatch")?;
+    let (mut cursor_id, first) = batch(&found, "firstBatch")?;
     let Some(strong) = log.upgrade() else {
         return Ok(());
     };
@@ -337,6 +356,7 @@ async fn follow(
     if cursor_id == 0 {
         return Err(Error::Backend("the events cursor closed at once".into()));
     }
+    *opened = true;
     if let Some(ready) = ready.take() {
         let _ = ready.send(());
     }
