@@ -10,7 +10,10 @@
 //! ```
 //! `POLYLOCK_BENCH_ITERATIONS` sets the sample count (default 500).
 
-use std::time::{Duration, Instant};
+#[path = "support/stats.rs"]
+mod stats;
+
+use std::time::Instant;
 
 use polylock::backends::consul::LOCK_FLAG;
 use polylock::{Client, LockOptions};
@@ -22,16 +25,8 @@ fn main() {
         eprintln!("set POLYLOCK_TEST_CONSUL_URL (tests/bench.sh does) to run this bench");
         return;
     };
-    let iterations: usize = std::env::var("POLYLOCK_BENCH_ITERATIONS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(500);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run(&url, iterations));
+    let iterations = stats::iterations(500);
+    stats::runtime().block_on(run(&url, iterations));
 }
 
 async fn run(url: &str, iterations: usize) {
@@ -74,39 +69,30 @@ async fn run(url: &str, iterations: usize) {
     raw.close().await;
 
     let (m_ours, m_raw, m_memory) = (
-        median(&mut t_ours),
-        median(&mut t_raw),
-        median(&mut t_memory),
+        stats::median(&mut t_ours),
+        stats::median(&mut t_raw),
+        stats::median(&mut t_memory),
     );
     println!("uncontended acquire+release, {iterations} samples each, interleaved");
     println!(
         "  polylock consul://     median {:>9.1?}  p90 {:>9.1?}",
         m_ours,
-        p90(&t_ours)
+        stats::p90(&t_ours)
     );
     println!(
         "  raw floor (2 PUTs)     median {:>9.1?}  p90 {:>9.1?}",
         m_raw,
-        p90(&t_raw)
+        stats::p90(&t_raw)
     );
     println!(
         "  polylock memory://     median {:>9.1?}  p90 {:>9.1?}",
         m_memory,
-        p90(&t_memory)
+        stats::p90(&t_memory)
     );
     println!(
         "  ratio polylock/raw floor (medians): {:.2}",
         m_ours.as_secs_f64() / m_raw.as_secs_f64()
     );
-}
-
-fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn p90(sorted: &[Duration]) -> Duration {
-    sorted[sorted.len() * 9 / 10]
 }
 
 /// The least a Consul lock can cost: two PUTs on a session made in advance.

@@ -12,6 +12,9 @@
 //! ```
 //! `POLYLOCK_BENCH_ITERATIONS` sets the sample count (default 200).
 
+#[path = "support/stats.rs"]
+mod stats;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,16 +31,8 @@ fn main() {
         eprintln!("set POLYLOCK_TEST_FERRETDB_URL (tests/bench.sh does) to run this bench");
         return;
     };
-    let iterations: usize = std::env::var("POLYLOCK_BENCH_ITERATIONS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(200);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run(&url, iterations));
+    let iterations = stats::iterations(200);
+    stats::runtime().block_on(run(&url, iterations));
 }
 
 async fn run(url: &str, iterations: usize) {
@@ -72,9 +67,9 @@ async fn run(url: &str, iterations: usize) {
     }
     let handoffs = handoff(url, &suffix, iterations).await;
 
-    let (m_ours, m_raw) = (median(&mut t_ours), median(&mut t_raw));
+    let (m_ours, m_raw) = (stats::median(&mut t_ours), stats::median(&mut t_raw));
     let mut handoffs = handoffs;
-    let m_handoff = median(&mut handoffs);
+    let m_handoff = stats::median(&mut handoffs);
     println!(
         "mongodb backend ({}), {iterations} samples each",
         polylock::url::redact(url)
@@ -82,12 +77,12 @@ async fn run(url: &str, iterations: usize) {
     println!(
         "  uncontended acquire+release   median {:>9.1?}  p90 {:>9.1?}",
         m_ours,
-        p90(&t_ours)
+        stats::p90(&t_ours)
     );
     println!(
         "  raw floor (insert + update)   median {:>9.1?}  p90 {:>9.1?}",
         m_raw,
-        p90(&t_raw)
+        stats::p90(&t_raw)
     );
     println!(
         "  ratio polylock/raw floor (medians): {:.2}",
@@ -96,7 +91,7 @@ async fn run(url: &str, iterations: usize) {
     println!(
         "  handoff release -> waiter holds median {:>9.1?}  p90 {:>9.1?}",
         m_handoff,
-        p90(&handoffs)
+        stats::p90(&handoffs)
     );
 }
 
@@ -135,13 +130,4 @@ async fn handoff(url: &str, suffix: &str, iterations: usize) -> Vec<Duration> {
         }
     }
     samples
-}
-
-fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn p90(sorted: &[Duration]) -> Duration {
-    sorted[sorted.len() * 9 / 10]
 }

@@ -2,6 +2,9 @@
 //! with guards that release on drop. Runs on `memory://`, and on Consul when
 //! `POLYLOCK_TEST_CONSUL_URL` is set.
 
+#[path = "support/env.rs"]
+mod env;
+
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -18,13 +21,7 @@ fn urls() -> Vec<String> {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )];
-    match std::env::var("POLYLOCK_TEST_CONSUL_URL") {
-        Ok(url) if !url.is_empty() => urls.push(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("POLYLOCK_TEST_CONSUL_URL must be set in CI")
-        }
-        _ => eprintln!("consul part skipped: POLYLOCK_TEST_CONSUL_URL is not set"),
-    }
+    urls.extend(env::server_env("POLYLOCK_TEST_CONSUL_URL", true));
     urls
 }
 

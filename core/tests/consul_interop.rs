@@ -9,6 +9,8 @@
 //! `POLYLOCK_TEST_CONSUL_TLS_CERTS`; `tests/with-servers.sh` sets them. In CI
 //! a missing variable fails the test.
 
+#[path = "support/env.rs"]
+mod env;
 #[path = "support/proxy.rs"]
 mod proxy;
 
@@ -23,15 +25,9 @@ use tokio::process::{Child, Command};
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// A required server setting (see `support/env.rs`).
 fn env(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(value) if !value.is_empty() => Some(value),
-        _ if std::env::var_os("CI").is_some() => panic!("{var} must be set in CI"),
-        _ => {
-            eprintln!("skipped: {var} is not set (tests/run.sh sets it)");
-            None
-        }
-    }
+    env::server_env(var, true)
 }
 
 struct Agent {

@@ -8,21 +8,18 @@
 //! (a server this test may restart); `tests/with-servers.sh` sets them. In CI
 //! a missing variable fails the test.
 
+#[path = "support/env.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use mongodb::bson::{doc, Document};
 use polylock::{Client, ClientOptions, Event, LockEventKind, LockOptions};
 
+/// A required server setting (see `support/env.rs`).
 fn env(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(value) if !value.is_empty() => Some(value),
-        _ if std::env::var_os("CI").is_some() => panic!("{var} must be set in CI"),
-        _ => {
-            eprintln!("skipped: {var} is not set (tests/with-servers.sh sets it)");
-            None
-        }
-    }
+    support::server_env(var, true)
 }
 
 fn unique(base: &str) -> String {

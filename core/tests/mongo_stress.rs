@@ -4,27 +4,20 @@
 //! released, with zero overlapping holds and strictly increasing fencing
 //! tokens. `POLYLOCK_STRESS_ROUNDS` changes the acquisitions per contender.
 
+#[path = "support/env.rs"]
+mod env;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use env::server_env;
 use polylock::{Client, LockEventKind, LockOptions};
 
 const CONTENDERS: usize = 16;
 /// Contenders that let one of their leases expire instead of releasing it.
 const EXPIRING: usize = 4;
 const WAIT: Duration = Duration::from_secs(120);
-
-fn server(var: &str, required: bool) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if required && std::env::var_os("CI").is_some() => panic!("{var} must be set in CI"),
-        _ => {
-            eprintln!("skipped: {var} is not set");
-            None
-        }
-    }
-}
 
 fn rounds() -> usize {
     std::env::var("POLYLOCK_STRESS_ROUNDS")
@@ -35,14 +28,14 @@ fn rounds() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ferretdb_contenders_never_overlap() {
-    if let Some(url) = server("POLYLOCK_TEST_FERRETDB_URL", true) {
+    if let Some(url) = server_env("POLYLOCK_TEST_FERRETDB_URL", true) {
         stress(&url).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongodb_contenders_never_overlap() {
-    if let Some(url) = server("POLYLOCK_TEST_MONGODB_URL", false) {
+    if let Some(url) = server_env("POLYLOCK_TEST_MONGODB_URL", false) {
         stress(&url).await;
     }
 }

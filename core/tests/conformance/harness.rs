@@ -8,6 +8,8 @@ use polylock::backends::memory::MemoryStore;
 use polylock::{Client, ClientOptions, Event, Lease};
 use tokio::sync::mpsc;
 
+use crate::env::server_env;
+
 /// Every case runs under this limit, so no test can hang CI.
 pub const CASE_LIMIT: Duration = Duration::from_secs(120);
 /// Upper bound for waiting on an event that must happen.
@@ -35,21 +37,6 @@ pub struct Harness {
     url: String,
 }
 
-/// Reads `var`; without it the backend's cases are skipped, except in CI
-/// (`CI` set) for a `required` server, where a missing one is a failure.
-fn server_url(var: &str, required: bool) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if required && std::env::var_os("CI").is_some() => {
-            panic!("{var} is not set; CI must run every backend against a real server")
-        }
-        _ => {
-            eprintln!("skipped: {var} is not set (tests/run.sh sets it)");
-            None
-        }
-    }
-}
-
 impl Harness {
     pub fn memory() -> Option<Harness> {
         let namespace = format!("conformance-{}", unique());
@@ -60,7 +47,7 @@ impl Harness {
     }
 
     pub fn consul() -> Option<Harness> {
-        let url = server_url("POLYLOCK_TEST_CONSUL_URL", true)?;
+        let url = server_env("POLYLOCK_TEST_CONSUL_URL", true)?;
         let http = url.replacen("consul://", "http://", 1);
         Some(Harness {
             url,
@@ -70,12 +57,12 @@ impl Harness {
 
     /// FerretDB, which CI always runs.
     pub fn ferretdb() -> Option<Harness> {
-        Self::mongo(server_url("POLYLOCK_TEST_FERRETDB_URL", true)?)
+        Self::mongo(server_env("POLYLOCK_TEST_FERRETDB_URL", true)?)
     }
 
     /// A real MongoDB, when one is given.
     pub fn mongodb() -> Option<Harness> {
-        Self::mongo(server_url("POLYLOCK_TEST_MONGODB_URL", false)?)
+        Self::mongo(server_env("POLYLOCK_TEST_MONGODB_URL", false)?)
     }
 
     fn mongo(url: String) -> Option<Harness> {

@@ -5,6 +5,8 @@
 //! Cases that need a capability the backend lacks are skipped for it.
 
 mod cases;
+#[path = "../support/env.rs"]
+mod env;
 mod harness;
 
 macro_rules! conformance {
