@@ -140,3 +140,80 @@ async fn waiters_still_wake_promptly_after_a_server_restart() {
         .expect("the waiter is woken by the release, long before any expiry");
     next.release().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutexes_and_semaphores_refuse_each_other() {
+    let Some(url) = env("POLYLOCK_TEST_FERRETDB_URL") else {
+        return;
+    };
+    let (a, b) = (
+        Client::connect(&url).await.unwrap(),
+        Client::connect(&url).await.unwrap(),
+    );
+    for round in 0..4 {
+        let name = unique(&format!("mixed-{round}"));
+        // A semaphore holder in every slot, so one sits beyond slot 0.
+        let wide = a.lock(&name, LockOptions::semaphore(3)).unwrap();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(wide.try_acquire().await.unwrap().unwrap());
+        }
+        let error = b
+            .lock(&name, LockOptions::mutex())
+            .unwrap()
+            .try_acquire()
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), polylock::ErrorKind::LimitMismatch, "{error}");
+        for lease in held {
+            lease.release().await.unwrap();
+        }
+        // And the other way round.
+        let mutex = b.lock(&name, LockOptions::mutex()).unwrap();
+        let lease = mutex.try_acquire().await.unwrap().expect("idle again");
+        let error = wide.try_acquire().await.unwrap_err();
+        assert_eq!(error.kind(), polylock::ErrorKind::LimitMismatch, "{error}");
+        lease.release().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_acquisitions_never_mix_limits() {
+    let Some(url) = env("POLYLOCK_TEST_FERRETDB_URL") else {
+        return;
+    };
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        clients.push(Client::connect(&url).await.unwrap());
+    }
+    for round in 0..30 {
+        let name = unique(&format!("race-{round}"));
+        let attempts = clients.iter().enumerate().map(|(i, client)| {
+            let limit = 1 + (i as u32 % 3);
+            let lock = client.lock(&name, LockOptions::semaphore(limit)).unwrap();
+            async move { (limit, lock.try_acquire().await) }
+        });
+        let outcomes = futures_util::future::join_all(attempts).await;
+        let mut limits = std::collections::BTreeSet::new();
+        let mut leases = Vec::new();
+        for (limit, outcome) in outcomes {
+            match outcome {
+                Ok(Some(lease)) => {
+                    limits.insert(limit);
+                    leases.push(lease);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    assert_eq!(error.kind(), polylock::ErrorKind::LimitMismatch, "{error}")
+                }
+            }
+        }
+        assert!(
+            limits.len() <= 1,
+            "round {round}: held with limits {limits:?}"
+        );
+        for lease in leases {
+            lease.release().await.unwrap();
+        }
+    }
+}

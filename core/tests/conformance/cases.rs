@@ -258,15 +258,15 @@ pub async fn semaphore_respects_its_limit(h: &Harness) {
 
 pub async fn limit_mismatch_is_an_error(h: &Harness) {
     let name = h.name("mismatch");
-    let (a, b) = (h.client().await, h.client().await);
+    let b = h.client().await;
     let ttl = Duration::from_secs(15);
-    let held = a
-        .lock(&name, LockOptions::semaphore(3).ttl(ttl))
-        .unwrap()
-        .try_acquire()
-        .await
-        .unwrap()
-        .unwrap();
+    // Every place a holder of limit 3 can occupy is occupied.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let holder = h.client().await;
+        let lock = holder.lock(&name, LockOptions::semaphore(3).ttl(ttl));
+        held.push((lock.unwrap().try_acquire().await.unwrap().unwrap(), holder));
+    }
     let error = b
         .lock(&name, LockOptions::semaphore(2).ttl(ttl))
         .unwrap()
@@ -274,7 +274,9 @@ pub async fn limit_mismatch_is_an_error(h: &Harness) {
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::LimitMismatch, "{error}");
-    held.release().await.unwrap();
+    for (lease, _holder) in held {
+        lease.release().await.unwrap();
+    }
     // Once idle, the lock may be used with another limit.
     let other = b
         .lock(&name, LockOptions::semaphore(2).ttl(ttl))

@@ -34,6 +34,16 @@
 //! Fencing tokens: a mutex's token is its generation. A semaphore draws a
 //! token from a per-name ticket ledger (slot -1) the same way, before
 //! inserting its slot generation.
+//!
+//! Limits: every ticket records its drawer's limit, and every survey (mutex
+//! or semaphore) reads the newest ticket, so a survey also covers the slots
+//! of the last semaphore limit in use and sees a live holder of another
+//! limit wherever it sits. Acquisitions that race across limits are caught
+//! after the insert (see [`Ledger::raced_limit`]): each side writes before
+//! it reads where the other writes, so of two racers at least one sees the
+//! other and backs out (both may). Races among more than [`RACE_WINDOW`]
+//! semaphore acquisitions with different limits are caught on a
+//! best-effort basis only.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -58,6 +68,18 @@ const TICKET_RETRIES: u32 = 64;
 
 /// The pseudo-slot of a name's ticket ledger.
 pub(crate) const TICKET_SLOT: i32 = -1;
+
+/// The largest semaphore limit this backend serves: every survey reads
+/// each slot, so a limit is a per-acquisition cost.
+pub(crate) const MAX_LIMIT: u32 = 1024;
+
+/// How many tickets newer than its survey an acquisition inspects for
+/// other limits (beyond: it surveys up to [`MAX_LIMIT`]).
+const RACE_TICKETS: i64 = 64;
+
+/// How many tickets up to its survey's newest a semaphore acquisition
+/// inspects for racers of other limits.
+const RACE_WINDOW: i64 = 8;
 
 /// How long past its expiry a holder is still treated as live by others:
 /// covers the error of the clock-offset estimates.
@@ -111,6 +133,8 @@ pub(crate) struct Survey {
     pub newest: BTreeMap<i32, Generation>,
     /// The newest ticket drawn (0 if none).
     pub newest_ticket: i64,
+    /// The limit of the semaphore that drew the newest ticket (0 if none).
+    pub ticket_limit: u32,
 }
 
 /// What to do after a survey.
@@ -134,7 +158,10 @@ impl Survey {
         let mut survey = Survey::default();
         for generation in generations {
             if generation.slot == TICKET_SLOT {
-                survey.newest_ticket = survey.newest_ticket.max(generation.gen);
+                if generation.gen > survey.newest_ticket {
+                    survey.newest_ticket = generation.gen;
+                    survey.ticket_limit = generation.limit;
+                }
                 continue;
             }
             match survey.newest.get(&generation.slot) {
@@ -147,15 +174,21 @@ impl Survey {
         survey
     }
 
+    /// The limit of a live holder whose limit is not `limit`, if any.
+    pub(crate) fn other_limit(&self, limit: u32, now: i64) -> Option<u32> {
+        self.newest
+            .values()
+            .find(|g| g.is_live(now) && g.limit != limit)
+            .map(|g| g.limit)
+    }
+
     /// Chooses a free slot of `limit` (`pick` picks among several), or says
     /// why there is none, at server time `now`.
     pub(crate) fn plan(&self, limit: u32, now: i64, pick: impl FnOnce(usize) -> usize) -> Plan {
-        let live: Vec<&Generation> = self.newest.values().filter(|g| g.is_live(now)).collect();
-        if let Some(other) = live.iter().find(|g| g.limit != limit) {
-            return Plan::Mismatch {
-                existing: other.limit,
-            };
+        if let Some(existing) = self.other_limit(limit, now) {
+            return Plan::Mismatch { existing };
         }
+        let live: Vec<&Generation> = self.newest.values().filter(|g| g.is_live(now)).collect();
         let free: Vec<i32> = (0..limit as i32)
             .filter(|slot| !self.newest.get(slot).is_some_and(|g| g.is_live(now)))
             .collect();
@@ -203,17 +236,88 @@ impl Ledger {
         Ok(())
     }
 
-    /// The newest generation of each slot `0..limit` of `name`, and for
-    /// semaphores the newest ticket.
+    /// The newest ticket and the newest generation of each slot of `name`
+    /// below `limit` and below the newest ticket's limit, read concurrently.
     pub(crate) async fn survey(&self, name: &str, limit: u32) -> Result<Survey> {
-        let mut generations = Vec::new();
-        for slot in 0..limit as i32 {
-            generations.extend(self.newest(name, slot).await?);
+        let slots = (TICKET_SLOT..limit as i32).collect::<Vec<_>>();
+        let mut survey = Survey::from_generations(self.newest_of(name, slots).await?);
+        if survey.ticket_limit > limit {
+            let more = (limit as i32..survey.ticket_limit.min(MAX_LIMIT) as i32).collect();
+            let generations = self.newest_of(name, more).await?;
+            for generation in generations {
+                survey.newest.insert(generation.slot, generation);
+            }
         }
-        if limit > 1 {
-            generations.extend(self.newest(name, TICKET_SLOT).await?);
+        Ok(survey)
+    }
+
+    /// The newest generation of each of `slots` that was ever used.
+    async fn newest_of(&self, name: &str, slots: Vec<i32>) -> Result<Vec<Generation>> {
+        let reads = slots.into_iter().map(|slot| self.newest(name, slot));
+        let found = futures_util::future::try_join_all(reads).await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// After taking a slot with `limit`: the limit of a live holder of
+    /// another limit that raced with it, if any. `seen_ticket` is the newest
+    /// ticket of the survey the take acted on; `own_ticket` the ticket a
+    /// semaphore drew.
+    ///
+    /// Tickets newer than the survey's newest (for a semaphore also the
+    /// [`RACE_WINDOW`] tickets up to it) with another limit mean a racing
+    /// semaphore of that limit: survey its slots again. A semaphore also reads slot 0 again, where a racing
+    /// mutex (which draws no ticket) sits; the mutex in turn sees the
+    /// semaphore's ticket, and each wrote before it read.
+    pub(crate) async fn raced_limit(
+        &self,
+        name: &str,
+        limit: u32,
+        seen_ticket: i64,
+        own_ticket: Option<i64>,
+        now: impl Fn() -> i64,
+    ) -> Result<Option<u32>> {
+        let mut widest = None;
+        let mut note = |other: &Generation| {
+            if other.limit != limit && other.limit > 0 {
+                widest = widest.max(Some(other.limit));
+            }
+        };
+        if own_ticket.is_some() {
+            // Tickets drawn shortly before the survey may belong to racers
+            // whose inserts came after it: read a window of them at once.
+            let window = (seen_ticket - RACE_WINDOW + 1).max(1)..=seen_ticket;
+            let reads = window.map(|ticket| self.get_generation(name, TICKET_SLOT, ticket));
+            for other in futures_util::future::try_join_all(reads)
+                .await?
+                .iter()
+                .flatten()
+            {
+                note(other);
+            }
         }
-        Ok(Survey::from_generations(generations))
+        let mut ticket = seen_ticket;
+        loop {
+            ticket += 1;
+            if ticket - seen_ticket > RACE_TICKETS {
+                widest = Some(MAX_LIMIT);
+                break;
+            }
+            if Some(ticket) == own_ticket {
+                continue;
+            }
+            match self.get_generation(name, TICKET_SLOT, ticket).await? {
+                Some(other) => note(&other),
+                None if own_ticket.is_some_and(|own| ticket < own) => {}
+                None => break,
+            }
+        }
+        let slots: Vec<i32> = match widest {
+            Some(widest) => (0..limit.max(widest).min(MAX_LIMIT) as i32).collect(),
+            None if own_ticket.is_some() => vec![0],
+            None => return Ok(None),
+        };
+        let survey = Survey::from_generations(self.newest_of(name, slots).await?);
+        Ok(survey.other_limit(limit, now()))
     }
 
     async fn get(&self, id: &str) -> Result<Option<Document>> {
@@ -325,10 +429,12 @@ impl Ledger {
         Ok(result.matched_count == 1)
     }
 
-    /// Draws a fencing token for `name` above `seen` (read at `seen_at`).
+    /// Draws a fencing token for `name` (a semaphore of `limit`) above
+    /// `seen` (read at `seen_at`).
     pub(crate) async fn draw_ticket(
         &self,
         name: &str,
+        limit: u32,
         mut seen: i64,
         mut seen_at: Instant,
     ) -> Result<i64> {
@@ -342,7 +448,7 @@ impl Ledger {
                 id: doc_id(name, TICKET_SLOT, seen + 1),
                 slot: TICKET_SLOT,
                 gen: seen + 1,
-                limit: 0,
+                limit,
                 expires_at: 0,
                 released: true,
                 token: seen + 1,
@@ -472,6 +578,17 @@ mod tests {
                 replaces: Some(generation(0, 3, 1, 5000, false))
             }
         );
+    }
+
+    #[test]
+    fn the_newest_ticket_carries_its_limit() {
+        let survey = Survey::from_generations([
+            generation(TICKET_SLOT, 7, 5, 0, true),
+            generation(TICKET_SLOT, 6, 2, 0, true),
+        ]);
+        assert_eq!((survey.newest_ticket, survey.ticket_limit), (7, 5));
+        // Tickets are never live holders.
+        assert_eq!(survey.other_limit(1, 0), None);
     }
 
     #[test]

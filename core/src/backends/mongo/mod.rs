@@ -94,6 +94,13 @@ impl MongoBackend {
 
     /// One pass: survey, then try to insert the chosen generation.
     async fn attempt(&self, request: &AcquireRequest) -> Result<Option<Attempt>> {
+        if request.limit > ledger::MAX_LIMIT {
+            return Err(Error::invalid(format!(
+                "the MongoDB backend serves semaphores of up to {} holders, not {}",
+                ledger::MAX_LIMIT,
+                request.limit
+            )));
+        }
         let version = self.events.version(&request.name);
         let surveyed = Instant::now();
         let survey = self.ledger.survey(&request.name, request.limit).await?;
@@ -120,13 +127,18 @@ impl MongoBackend {
                     replaces,
                 } => (slot, gen, replaces),
             };
-        let token = if request.limit == 1 {
-            gen
+        let ticket = if request.limit == 1 {
+            None
         } else {
-            self.ledger
-                .draw_ticket(&request.name, survey.newest_ticket, surveyed)
-                .await?
+            let drawn = self.ledger.draw_ticket(
+                &request.name,
+                request.limit,
+                survey.newest_ticket,
+                surveyed,
+            );
+            Some(drawn.await?)
         };
+        let token = ticket.unwrap_or(gen);
         if surveyed.elapsed() > ledger::FRESHNESS {
             return Ok(None); // the plan is too old to act on; survey again
         }
@@ -147,10 +159,29 @@ impl MongoBackend {
         {
             return Ok(None); // someone else took this generation
         }
-        if self.ledger.newer_exists(&request.name, slot, gen).await? {
+        let (overtaken, raced) = tokio::join!(
+            self.ledger.newer_exists(&request.name, slot, gen),
+            self.ledger.raced_limit(
+                &request.name,
+                request.limit,
+                survey.newest_ticket,
+                ticket,
+                || self.clock.now_ms()
+            )
+        );
+        if overtaken? {
             // We read an old state; a newer generation already exists.
             self.ledger.mark_released(&generation.id).await?;
             return Ok(None);
+        }
+        if let Some(existing) = raced? {
+            // Someone took the lock with another limit at the same time.
+            self.ledger.mark_released(&generation.id).await?;
+            return Err(Error::LimitMismatch {
+                name: request.name.clone(),
+                requested: request.limit,
+                existing,
+            });
         }
         if let Some(expired) = &replaces {
             self.events
