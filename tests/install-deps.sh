@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and a fresh machine may lack: Debian
-# packages (curl, python3, flock, a C toolchain), the Rust components rustfmt
-# and clippy, and Go (which builds the Consul test server). Idempotent.
+# packages (curl, python3, flock, a C toolchain, valgrind, pkg-config, Ruby
+# with ruby-ffi and minitest), the Rust components rustfmt and clippy, and Go
+# (which builds the test servers and runs the cgo example). Idempotent.
 set -euo pipefail
 
 need_apt=()
@@ -10,6 +11,11 @@ command -v python3 >/dev/null || need_apt+=(python3)
 command -v flock >/dev/null || need_apt+=(util-linux)
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v go >/dev/null || need_apt+=(golang-go)
+command -v valgrind >/dev/null || need_apt+=(valgrind)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+command -v ruby >/dev/null || need_apt+=(ruby)
+ruby -e 'require "ffi"' 2>/dev/null || need_apt+=(ruby-ffi)
+ruby -e 'require "minitest/autorun"; exit!(0)' 2>/dev/null || need_apt+=(ruby-minitest)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -1,0 +1,111 @@
+//! Per-call overhead of the C ABI: try_acquire + release on `memory://`
+//! through the exported `polylock_` functions vs the native blocking API
+//! (what the C ABI wraps) and the native async API, interleaved in one run.
+//!
+//! ```text
+//! cargo bench -p polylock-c --bench c_abi_overhead
+//! ```
+//! `POLYLOCK_BENCH_ITERATIONS` sets the sample count (default 20 000).
+
+use std::ffi::CString;
+use std::time::{Duration, Instant};
+
+use polylock::*;
+use polylock_core::LockOptions;
+
+const WARMUP: usize = 1_000;
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    let iterations: usize = std::env::var("POLYLOCK_BENCH_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
+    let url = CString::new("memory://c-abi-bench").unwrap();
+
+    // The C ABI.
+    let mut client = std::ptr::null_mut();
+    let mut lock = std::ptr::null_mut();
+    let name = CString::new("bench/c").unwrap();
+    unsafe {
+        assert_eq!(
+            polylock_client_new(url.as_ptr(), &mut client),
+            polylock_status::POLYLOCK_OK
+        );
+        let status = polylock_lock_new(client, name.as_ptr(), 1, 0, std::ptr::null(), &mut lock);
+        assert_eq!(status, polylock_status::POLYLOCK_OK);
+    }
+    // Native blocking and async, on the same backend.
+    let native = polylock_core::blocking::Client::connect("memory://c-abi-bench").unwrap();
+    let blocking_lock = native.lock("bench/blocking", LockOptions::mutex()).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let async_lock = native
+        .as_async()
+        .lock("bench/async", LockOptions::mutex())
+        .unwrap();
+
+    let (mut t_c, mut t_blocking, mut t_async) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..WARMUP + iterations {
+        let started = Instant::now();
+        let mut acquired = false;
+        unsafe {
+            assert_eq!(
+                polylock_try_acquire(lock, &mut acquired),
+                polylock_status::POLYLOCK_OK
+            );
+            assert!(acquired);
+            assert_eq!(polylock_release(lock), polylock_status::POLYLOCK_OK);
+        }
+        let c = started.elapsed();
+
+        let started = Instant::now();
+        let guard = blocking_lock.try_acquire().unwrap().expect("uncontended");
+        guard.release().unwrap();
+        let blocking = started.elapsed();
+
+        let started = Instant::now();
+        runtime.block_on(async {
+            let lease = async_lock
+                .try_acquire()
+                .await
+                .unwrap()
+                .expect("uncontended");
+            lease.release().await.unwrap();
+        });
+        let asynchronous = started.elapsed();
+
+        if i >= WARMUP {
+            t_c.push(c);
+            t_blocking.push(blocking);
+            t_async.push(asynchronous);
+        }
+    }
+    unsafe {
+        polylock_lock_free(lock);
+        polylock_client_free(client);
+    }
+    let (c, blocking, asynchronous) = (
+        median(&mut t_c),
+        median(&mut t_blocking),
+        median(&mut t_async),
+    );
+    println!(
+        "C ABI overhead, memory:// try_acquire + release, {iterations} samples each (medians)"
+    );
+    println!("  C ABI (polylock_try_acquire + polylock_release): {c:?}");
+    println!("  native Rust blocking API:                         {blocking:?}");
+    println!("  native Rust async API (block_on per iteration):   {asynchronous:?}");
+    println!(
+        "  ratio C / native blocking: {:.3}; C / native async: {:.3}",
+        c.as_secs_f64() / blocking.as_secs_f64(),
+        c.as_secs_f64() / asynchronous.as_secs_f64()
+    );
+}

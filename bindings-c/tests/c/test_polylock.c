@@ -1,0 +1,431 @@
+/*
+ * The C ABI test program: the API, the bad-input matrix, lost callbacks and
+ * threads, against the backend URL in argv[1] (default memory://).
+ * Run by bindings-c/tests/run-c-tests.sh, under valgrind.
+ *
+ * Loss is caused behind the client's back where the test can: on Consul by
+ * destroying the session through the HTTP API (curl).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "polylock.h"
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond)                                                         \
+  do {                                                                      \
+    checks++;                                                               \
+    if (!(cond)) {                                                          \
+      failures++;                                                           \
+      fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n",         \
+              __FILE__, __LINE__, #cond, polylock_last_error());            \
+    }                                                                       \
+  } while (0)
+
+#define CHECK_STATUS(call, expected)                                        \
+  do {                                                                      \
+    polylock_status got_ = (call);                                          \
+    checks++;                                                               \
+    if (got_ != (expected)) {                                               \
+      failures++;                                                           \
+      fprintf(stderr, "%s:%d: %s gave %s, expected %s (last error: %s)\n", \
+              __FILE__, __LINE__, #call, polylock_status_name(got_),        \
+              polylock_status_name(expected), polylock_last_error());       \
+    }                                                                       \
+  } while (0)
+
+static const char *url;
+static char prefix[64];
+
+static void lock_name(char *buf, size_t len, const char *base) {
+  snprintf(buf, len, "%s/%s", prefix, base);
+}
+
+static polylock_client *connect_client(void) {
+  polylock_client *client = NULL;
+  CHECK_STATUS(polylock_client_new(url, &client), POLYLOCK_OK);
+  return client;
+}
+
+static polylock_lock *new_lock(polylock_client *client, const char *base,
+                               uint32_t limit) {
+  char name[128];
+  lock_name(name, sizeof name, base);
+  polylock_lock *lock = NULL;
+  CHECK_STATUS(polylock_lock_new(client, name, limit, 15000, NULL, &lock),
+               POLYLOCK_OK);
+  return lock;
+}
+
+static void test_static_strings(void) {
+  CHECK(strlen(polylock_version()) > 0);
+  CHECK(strcmp(polylock_status_name(POLYLOCK_TIMEOUT), "timeout") == 0);
+  CHECK(strcmp(polylock_status_name(POLYLOCK_INVALID_HANDLE),
+               "invalid_handle") == 0);
+  CHECK(strcmp(polylock_status_name(9999), "unknown") == 0);
+  CHECK(polylock_last_error() != NULL);
+}
+
+static void test_bad_input(polylock_client *client) {
+  polylock_client *other = NULL;
+  polylock_lock *lock = NULL;
+  bool flag = false;
+  uint64_t token = 0;
+
+  /* Clients. */
+  CHECK_STATUS(polylock_client_new(NULL, &other), POLYLOCK_INVALID_ARGUMENT);
+  CHECK(strstr(polylock_last_error(), "url") != NULL);
+  CHECK_STATUS(polylock_client_new(url, NULL), POLYLOCK_INVALID_ARGUMENT);
+  CHECK_STATUS(polylock_client_new("memory://\xff\xfe", &other),
+               POLYLOCK_INVALID_ARGUMENT);
+  CHECK(strstr(polylock_last_error(), "UTF-8") != NULL);
+  CHECK_STATUS(polylock_client_new("nope://x", &other),
+               POLYLOCK_INVALID_ARGUMENT);
+  CHECK(other == NULL);
+  CHECK_STATUS(polylock_client_free(NULL), POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_client_free((polylock_client *)&flag),
+               POLYLOCK_INVALID_HANDLE);
+
+  /* Lock handles. */
+  CHECK_STATUS(polylock_lock_new(NULL, "a", 1, 0, NULL, &lock),
+               POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_lock_new(client, NULL, 1, 0, NULL, &lock),
+               POLYLOCK_INVALID_ARGUMENT);
+  CHECK_STATUS(polylock_lock_new(client, "bad name!", 1, 0, NULL, &lock),
+               POLYLOCK_INVALID_ARGUMENT);
+  CHECK_STATUS(polylock_lock_new(client, "", 1, 0, NULL, &lock),
+               POLYLOCK_INVALID_ARGUMENT);
+  CHECK_STATUS(polylock_lock_new(client, "caf\xc3", 1, 0, NULL, &lock),
+               POLYLOCK_INVALID_ARGUMENT);
+  CHECK_STATUS(polylock_lock_new(client, "ok", 0, 0, NULL, &lock),
+               POLYLOCK_INVALID_ARGUMENT);
+  CHECK_STATUS(polylock_lock_new(client, "ok", 1, 10, NULL, &lock),
+               POLYLOCK_INVALID_ARGUMENT);
+  CHECK_STATUS(polylock_lock_new(client, "ok", 1, 90000000, NULL, &lock),
+               POLYLOCK_INVALID_ARGUMENT);
+  CHECK_STATUS(polylock_lock_new(client, "ok", 1, 0, "\xff", &lock),
+               POLYLOCK_INVALID_ARGUMENT);
+  CHECK_STATUS(polylock_lock_new(client, "ok", 1, 0, NULL, NULL),
+               POLYLOCK_INVALID_ARGUMENT);
+  CHECK(lock == NULL);
+
+  /* Calls on NULL handles. */
+  CHECK_STATUS(polylock_try_acquire(NULL, &flag), POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_acquire(NULL, 10), POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_renew(NULL), POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_release(NULL), POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_fencing_token(NULL, &flag, &token),
+               POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_lock_free(NULL), POLYLOCK_INVALID_HANDLE);
+  CHECK(!polylock_is_held(NULL));
+  CHECK(!polylock_needs_renew(NULL));
+  CHECK(polylock_time_to_expiration_ms(NULL) == 0);
+  polylock_string_free(NULL);
+
+  /* NULL out-pointers on a live handle. */
+  lock = new_lock(client, "bad-outs", 1);
+  CHECK_STATUS(polylock_try_acquire(lock, NULL), POLYLOCK_INVALID_ARGUMENT);
+  CHECK(!polylock_is_held(lock));
+  CHECK_STATUS(polylock_fencing_token(lock, NULL, &token),
+               POLYLOCK_INVALID_ARGUMENT);
+  CHECK_STATUS(polylock_holder(lock, NULL), POLYLOCK_INVALID_ARGUMENT);
+
+  /* Nothing held yet. */
+  CHECK_STATUS(polylock_release(lock), POLYLOCK_NOT_HELD);
+  CHECK_STATUS(polylock_renew(lock), POLYLOCK_NOT_HELD);
+  CHECK_STATUS(polylock_fencing_token(lock, &flag, &token), POLYLOCK_NOT_HELD);
+
+  /* Double free and use after free of a lock handle. */
+  CHECK_STATUS(polylock_lock_free(lock), POLYLOCK_OK);
+  CHECK_STATUS(polylock_lock_free(lock), POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_try_acquire(lock, &flag), POLYLOCK_INVALID_HANDLE);
+  CHECK(strstr(polylock_last_error(), "not a live handle") != NULL);
+
+  /* A freed client. */
+  other = connect_client();
+  CHECK_STATUS(polylock_client_free(other), POLYLOCK_OK);
+  CHECK_STATUS(polylock_client_free(other), POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_lock_new(other, "ok", 1, 0, NULL, &lock),
+               POLYLOCK_INVALID_HANDLE);
+}
+
+static void test_mutex(polylock_client *a, polylock_client *b) {
+  polylock_lock *mine = new_lock(a, "mutex", 1);
+  polylock_lock *theirs = new_lock(b, "mutex", 1);
+  bool acquired = false, has_token = false;
+  uint64_t first = 0, second = 0;
+
+  CHECK_STATUS(polylock_try_acquire(mine, &acquired), POLYLOCK_OK);
+  CHECK(acquired);
+  CHECK(polylock_is_held(mine));
+  CHECK(polylock_time_to_expiration_ms(mine) > 0);
+  CHECK(polylock_time_to_expiration_ms(mine) <= 15000);
+  CHECK_STATUS(polylock_fencing_token(mine, &has_token, &first), POLYLOCK_OK);
+  CHECK(has_token);
+  char *holder = NULL;
+  CHECK_STATUS(polylock_holder(mine, &holder), POLYLOCK_OK);
+  CHECK(holder != NULL && strlen(holder) > 0);
+  polylock_string_free(holder);
+
+  /* One handle, one lease. */
+  CHECK_STATUS(polylock_try_acquire(mine, &acquired), POLYLOCK_USAGE);
+
+  CHECK_STATUS(polylock_try_acquire(theirs, &acquired), POLYLOCK_OK);
+  CHECK(!acquired);
+  CHECK(!polylock_is_held(theirs));
+  CHECK_STATUS(polylock_acquire(theirs, 200), POLYLOCK_TIMEOUT);
+  CHECK_STATUS(polylock_renew(mine), POLYLOCK_OK);
+  CHECK_STATUS(polylock_release(mine), POLYLOCK_OK);
+  CHECK(!polylock_is_held(mine));
+  CHECK_STATUS(polylock_release(mine), POLYLOCK_NOT_HELD);
+
+  CHECK_STATUS(polylock_acquire(theirs, 10000), POLYLOCK_OK);
+  CHECK_STATUS(polylock_fencing_token(theirs, &has_token, &second),
+               POLYLOCK_OK);
+  CHECK(second > first);
+  /* Freeing a handle that holds its lease releases it. */
+  CHECK_STATUS(polylock_lock_free(theirs), POLYLOCK_OK);
+  CHECK_STATUS(polylock_acquire(mine, 10000), POLYLOCK_OK);
+  CHECK_STATUS(polylock_release(mine), POLYLOCK_OK);
+  CHECK_STATUS(polylock_lock_free(mine), POLYLOCK_OK);
+}
+
+static void test_semaphore(polylock_client *a, polylock_client *b,
+                           polylock_client *c) {
+  polylock_lock *one = new_lock(a, "semaphore", 2);
+  polylock_lock *two = new_lock(b, "semaphore", 2);
+  polylock_lock *three = new_lock(c, "semaphore", 2);
+  polylock_lock *other_limit = new_lock(c, "semaphore", 3);
+  bool acquired = false;
+  CHECK_STATUS(polylock_try_acquire(one, &acquired), POLYLOCK_OK);
+  CHECK(acquired);
+  CHECK_STATUS(polylock_try_acquire(two, &acquired), POLYLOCK_OK);
+  CHECK(acquired);
+  CHECK_STATUS(polylock_try_acquire(three, &acquired), POLYLOCK_OK);
+  CHECK(!acquired);
+  CHECK_STATUS(polylock_try_acquire(other_limit, &acquired),
+               POLYLOCK_LIMIT_MISMATCH);
+  CHECK_STATUS(polylock_release(one), POLYLOCK_OK);
+  CHECK_STATUS(polylock_acquire(three, 10000), POLYLOCK_OK);
+  CHECK_STATUS(polylock_lock_free(one), POLYLOCK_OK);
+  CHECK_STATUS(polylock_lock_free(two), POLYLOCK_OK);
+  CHECK_STATUS(polylock_lock_free(three), POLYLOCK_OK);
+  CHECK_STATUS(polylock_lock_free(other_limit), POLYLOCK_OK);
+}
+
+/* ---- lost callbacks ---- */
+
+struct lost_record {
+  pthread_mutex_t mutex;
+  pthread_cond_t changed;
+  int calls;
+  int frees;
+  bool has_token;
+  char name[160];
+  char reason[256];
+  polylock_lock *free_me; /* freed from inside the callback when set */
+  polylock_status free_status;
+};
+
+static struct lost_record *record_new(void) {
+  struct lost_record *record = calloc(1, sizeof *record);
+  pthread_mutex_init(&record->mutex, NULL);
+  pthread_cond_init(&record->changed, NULL);
+  return record;
+}
+
+static void record_destroy(struct lost_record *record) {
+  pthread_mutex_destroy(&record->mutex);
+  pthread_cond_destroy(&record->changed);
+  free(record);
+}
+
+static void on_lost(void *user_data, const polylock_lost_event *event) {
+  struct lost_record *record = user_data;
+  polylock_status freed = POLYLOCK_OK;
+  if (record->free_me) {
+    freed = polylock_lock_free(record->free_me);
+  }
+  pthread_mutex_lock(&record->mutex);
+  record->calls++;
+  record->free_status = freed;
+  record->has_token = event->has_fencing_token;
+  snprintf(record->name, sizeof record->name, "%s", event->name);
+  snprintf(record->reason, sizeof record->reason, "%s", event->reason);
+  pthread_cond_broadcast(&record->changed);
+  pthread_mutex_unlock(&record->mutex);
+}
+
+static void on_free(void *user_data) {
+  struct lost_record *record = user_data;
+  pthread_mutex_lock(&record->mutex);
+  record->frees++;
+  pthread_cond_broadcast(&record->changed);
+  pthread_mutex_unlock(&record->mutex);
+}
+
+/* Waits (at most 60 s) until the callback ran `calls` times. */
+static bool await_calls(struct lost_record *record, int calls) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 60;
+  pthread_mutex_lock(&record->mutex);
+  while (record->calls < calls) {
+    if (pthread_cond_timedwait(&record->changed, &record->mutex, &deadline) ==
+        ETIMEDOUT) {
+      break;
+    }
+  }
+  bool reached = record->calls >= calls;
+  pthread_mutex_unlock(&record->mutex);
+  return reached;
+}
+
+/* Destroys a Consul session behind its client's back. */
+static bool destroy_consul_session(const char *session) {
+  char command[512];
+  snprintf(command, sizeof command,
+           "curl -sf -o /dev/null -X PUT http://%s/v1/session/destroy/%s",
+           url + strlen("consul://"), session);
+  return system(command) == 0;
+}
+
+static void test_lost_callbacks(polylock_client *client) {
+  if (strncmp(url, "consul://", 9) != 0) {
+    printf("# lost callbacks: skipped (needs a backend the test can revoke "
+           "on: consul://)\n");
+    return;
+  }
+  polylock_lock *watched = new_lock(client, "lost-watched", 1);
+  polylock_lock *self_freeing = new_lock(client, "lost-self-freeing", 1);
+  struct lost_record *first = record_new();
+  struct lost_record *second = record_new();
+  struct lost_record *replaced = record_new();
+  bool acquired = false;
+
+  /* A registration replaced before any loss is freed at once, unused. */
+  CHECK_STATUS(polylock_on_lost(watched, on_lost, replaced, on_free),
+               POLYLOCK_OK);
+  CHECK_STATUS(polylock_on_lost(watched, on_lost, first, on_free),
+               POLYLOCK_OK);
+  CHECK(replaced->frees == 1 && replaced->calls == 0);
+  record_destroy(replaced);
+
+  second->free_me = self_freeing;
+  CHECK_STATUS(polylock_on_lost(self_freeing, on_lost, second, on_free),
+               POLYLOCK_OK);
+  CHECK_STATUS(polylock_try_acquire(watched, &acquired), POLYLOCK_OK);
+  CHECK(acquired);
+  CHECK_STATUS(polylock_try_acquire(self_freeing, &acquired), POLYLOCK_OK);
+  CHECK(acquired);
+
+  /* Both leases share the client's session: destroying it loses both. */
+  char *session = NULL;
+  CHECK_STATUS(polylock_holder(watched, &session), POLYLOCK_OK);
+  CHECK(session != NULL && destroy_consul_session(session));
+  polylock_string_free(session);
+
+  CHECK(await_calls(first, 1));
+  CHECK(await_calls(second, 1));
+  char expected[160];
+  lock_name(expected, sizeof expected, "lost-watched");
+  CHECK(strcmp(first->name, expected) == 0);
+  CHECK(first->has_token);
+  CHECK(strlen(first->reason) > 0);
+  CHECK(!polylock_is_held(watched));
+  CHECK(polylock_time_to_expiration_ms(watched) == 0);
+
+  /* The handle freed from its own callback: freed once, then gone. */
+  CHECK(second->free_status == POLYLOCK_OK);
+  CHECK(second->frees == 1);
+  CHECK_STATUS(polylock_lock_free(self_freeing), POLYLOCK_INVALID_HANDLE);
+
+  /* Release after loss, then double release. */
+  CHECK_STATUS(polylock_release(watched), POLYLOCK_LOST);
+  CHECK_STATUS(polylock_release(watched), POLYLOCK_NOT_HELD);
+
+  /* Freeing the handle frees the registration exactly once; no more calls. */
+  CHECK(first->frees == 0);
+  CHECK_STATUS(polylock_lock_free(watched), POLYLOCK_OK);
+  CHECK(first->frees == 1);
+  CHECK(first->calls == 1);
+  CHECK(second->calls == 1);
+  record_destroy(first);
+  record_destroy(second);
+}
+
+/* ---- threads ---- */
+
+struct contender {
+  polylock_client *client;
+  atomic_int *inside;
+  atomic_int *overlaps;
+  int rounds;
+};
+
+static void *contend(void *arg) {
+  struct contender *c = arg;
+  polylock_lock *lock = new_lock(c->client, "threads", 1);
+  for (int i = 0; i < c->rounds; i++) {
+    if (polylock_acquire(lock, 60000) != POLYLOCK_OK) {
+      atomic_fetch_add(c->overlaps, 1000);
+      break;
+    }
+    if (atomic_fetch_add(c->inside, 1) != 0) {
+      atomic_fetch_add(c->overlaps, 1);
+    }
+    atomic_fetch_sub(c->inside, 1);
+    if (polylock_release(lock) != POLYLOCK_OK) {
+      atomic_fetch_add(c->overlaps, 1000);
+    }
+  }
+  polylock_lock_free(lock);
+  return NULL;
+}
+
+static void test_threads(void) {
+  enum { THREADS = 4, ROUNDS = 10 };
+  atomic_int inside = 0, overlaps = 0;
+  pthread_t threads[THREADS];
+  struct contender contenders[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    contenders[i] = (struct contender){connect_client(), &inside, &overlaps,
+                                       ROUNDS};
+    pthread_create(&threads[i], NULL, contend, &contenders[i]);
+  }
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(threads[i], NULL);
+    CHECK_STATUS(polylock_client_free(contenders[i].client), POLYLOCK_OK);
+  }
+  CHECK(atomic_load(&overlaps) == 0);
+}
+
+int main(int argc, char **argv) {
+  url = argc > 1 ? argv[1] : "memory://";
+  snprintf(prefix, sizeof prefix, "c-test/%ld", (long)getpid());
+
+  test_static_strings();
+  polylock_client *a = connect_client();
+  polylock_client *b = connect_client();
+  polylock_client *c = connect_client();
+  test_bad_input(a);
+  test_mutex(a, b);
+  test_semaphore(a, b, c);
+  test_lost_callbacks(c);
+  test_threads();
+  CHECK_STATUS(polylock_client_free(a), POLYLOCK_OK);
+  CHECK_STATUS(polylock_client_free(b), POLYLOCK_OK);
+  CHECK_STATUS(polylock_client_free(c), POLYLOCK_OK);
+
+  printf("# C ABI on %.20s: %d checks, %d failed\n", url, checks, failures);
+  return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,3 @@
+module github.com/polylock/polylock/examples/go
+
+go 1.21
