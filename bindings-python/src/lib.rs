@@ -1,6 +1,17 @@
-//! Python bindings for polylock: the `polylock._native` extension module.
-//! The Python API (`Client`, `AsyncClient`, exceptions) is filled in by the
-//! Python-package issue; this crate builds and links today.
+//! Python bindings for polylock: the `polylock._native` extension module
+//! behind the `polylock` package (`python/polylock/`).
+//!
+//! `Client`, `Lock` and `Lease` are native classes; every blocking call
+//! releases the GIL ([`bridge::wait`]) and each has an `*_async` twin that
+//! returns an asyncio future ([`bridge::to_asyncio`]), which the package's
+//! `AsyncClient` wraps. Errors become the classes of `polylock.errors`.
+
+mod bridge;
+mod client;
+mod errors;
+mod lease;
+mod lock;
+mod lost;
 
 use pyo3::prelude::*;
 
@@ -8,5 +19,10 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add_class::<client::Client>()?;
+    module.add_class::<lock::Lock>()?;
+    module.add_class::<lease::Lease>()?;
+    module.add_class::<lost::LostEvent>()?;
+    module.add_function(wrap_pyfunction!(bridge::_shutdown, module)?)?;
     Ok(())
 }

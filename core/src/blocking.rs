@@ -15,6 +15,18 @@ use crate::runtime;
 use crate::waiting::Wait;
 use crate::Capabilities;
 
+/// Runs a future of polylock's async API to completion on the calling
+/// thread (which must not be inside an async runtime: that is
+/// [`Error::Usage`]). For bindings that hold async handles but offer
+/// blocking calls.
+pub fn block_on<F>(fut: F) -> Result<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    runtime::block_on(fut)
+}
+
 /// A blocking client; see [`crate::Client`].
 #[derive(Clone, Debug)]
 pub struct Client {

@@ -53,3 +53,14 @@ pub use options::{
     Secret, DEFAULT_TTL, MAX_NAME_LEN, MAX_TTL, MAX_VALUE_LEN, MIN_TTL,
 };
 pub use waiting::Wait;
+
+/// Runs `fut` on polylock's shared runtime (where all backend I/O runs) and
+/// returns its handle; dropping the handle detaches, `abort` cancels. For
+/// bindings that bridge polylock's futures to another event loop.
+pub fn spawn<F>(fut: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    runtime::spawn(fut)
+}

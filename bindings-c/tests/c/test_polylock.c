@@ -273,19 +273,19 @@ static void on_free(void *user_data) {
   pthread_mutex_unlock(&record->mutex);
 }
 
-/* Waits (at most 60 s) until the callback ran `calls` times. */
-static bool await_calls(struct lost_record *record, int calls) {
+/* Waits (at most 60 s) until `*counter` (a field of `record`) reaches `n`. */
+static bool await_count(struct lost_record *record, const int *counter, int n) {
   struct timespec deadline;
   clock_gettime(CLOCK_REALTIME, &deadline);
   deadline.tv_sec += 60;
   pthread_mutex_lock(&record->mutex);
-  while (record->calls < calls) {
+  while (*counter < n) {
     if (pthread_cond_timedwait(&record->changed, &record->mutex, &deadline) ==
         ETIMEDOUT) {
       break;
     }
   }
-  bool reached = record->calls >= calls;
+  bool reached = *counter >= n;
   pthread_mutex_unlock(&record->mutex);
   return reached;
 }
@@ -334,8 +334,8 @@ static void test_lost_callbacks(polylock_client *client) {
   CHECK(session != NULL && destroy_consul_session(session));
   polylock_string_free(session);
 
-  CHECK(await_calls(first, 1));
-  CHECK(await_calls(second, 1));
+  CHECK(await_count(first, &first->calls, 1));
+  CHECK(await_count(second, &second->calls, 1));
   char expected[160];
   lock_name(expected, sizeof expected, "lost-watched");
   CHECK(strcmp(first->name, expected) == 0);
@@ -344,9 +344,10 @@ static void test_lost_callbacks(polylock_client *client) {
   CHECK(!polylock_is_held(watched));
   CHECK(polylock_time_to_expiration_ms(watched) == 0);
 
-  /* The handle freed from its own callback: freed once, then gone. */
+  /* The handle freed from its own callback: its user_data is freed once,
+   * right after the callback returns; then the handle is gone. */
+  CHECK(await_count(second, &second->frees, 1));
   CHECK(second->free_status == POLYLOCK_OK);
-  CHECK(second->frees == 1);
   CHECK_STATUS(polylock_lock_free(self_freeing), POLYLOCK_INVALID_HANDLE);
 
   /* Release after loss, then double release. */

@@ -118,7 +118,7 @@ class ConsulMutexTest < Minitest::Test
     mx.synchronize(timeout: 10) do
       address = url.delete_prefix("consul://")
       response = Net::HTTP.start(*address.split(":").then { |h, p| [h, p.to_i] }) do |http|
-        http.request(Net::HTTP::Put.new("/v1/session/destroy/#{mx.holder}"))
+        http.request(Net::HTTP::Put.new("/v1/session/destroy/#{mx.holder}", "Content-Type" => "application/json"))
       end
       assert_equal "200", response.code
       who, reason = Timeout.timeout(60) { lost.pop }
