@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and a fresh machine may lack: Debian
-# packages (curl, python3, flock, a C toolchain, valgrind, pkg-config, Ruby
+# packages (curl, python3 with venv, flock, a C toolchain, valgrind, pkg-config, Ruby
 # with ruby-ffi and minitest), the Rust components rustfmt and clippy, and Go
 # (which builds the test servers and runs the cgo example). Idempotent.
 set -euo pipefail
@@ -8,6 +8,7 @@ set -euo pipefail
 need_apt=()
 command -v curl >/dev/null || need_apt+=(curl ca-certificates)
 command -v python3 >/dev/null || need_apt+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v flock >/dev/null || need_apt+=(util-linux)
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v go >/dev/null || need_apt+=(golang-go)

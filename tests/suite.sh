@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Every test phase, run by tests/run.sh inside tests/with-servers.sh (so the
-# servers' URLs are set): the Rust workspace, then the C ABI under valgrind
-# and its Ruby and Go consumers. Runs every phase even after a failure and
+# servers' URLs are set): the Rust workspace, the Python package (installed
+# with pip, tested with pytest), then the C ABI under valgrind and its Ruby
+# and Go consumers. Runs every phase even after a failure and
 # ends with one line per phase; exits non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 phases=(
   "rust:cargo test --workspace --locked"
+  "python:bash bindings-python/run-tests.sh"
   "c-abi:bash bindings-c/tests/run-c-tests.sh"
   "ruby:bash examples/ruby/run-tests.sh"
   "go:bash examples/go/run-tests.sh"

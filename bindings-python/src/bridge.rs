@@ -49,7 +49,9 @@ where
         match rx.recv_timeout(SIGNAL_CHECK) {
             Ok(outcome) => return Ok(outcome),
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Ok(Err(polylock::Error::Backend("a polylock task ended early".into())))
+                return Ok(Err(polylock::Error::Backend(
+                    "a polylock task ended early".into(),
+                )))
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if let Err(signal) = Python::attach(|py| py.check_signals()) {
@@ -81,7 +83,11 @@ impl CancelOnDone {
 /// An asyncio future (of the running loop) settled with `fut`'s outcome,
 /// converted by `convert` with the GIL held. Cancelling the asyncio future
 /// cancels `fut`.
-pub(crate) fn to_asyncio<'py, T, F, C>(py: Python<'py>, fut: F, convert: C) -> PyResult<Bound<'py, PyAny>>
+pub(crate) fn to_asyncio<'py, T, F, C>(
+    py: Python<'py>,
+    fut: F,
+    convert: C,
+) -> PyResult<Bound<'py, PyAny>>
 where
     F: Future<Output = polylock::Result<T>> + Send + 'static,
     T: Send + 'static,
@@ -99,7 +105,11 @@ where
                 Err(error) => (false, error.into_value(py).into_any()),
             };
             // A closed loop has nobody waiting: nothing to settle.
-            let _ = event_loop_ref.call_method1(py, "call_soon_threadsafe", (settle, future_ref, ok, value));
+            let _ = event_loop_ref.call_method1(
+                py,
+                "call_soon_threadsafe",
+                (settle, future_ref, ok, value),
+            );
         });
     });
     let cancel = CancelOnDone {

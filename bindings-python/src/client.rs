@@ -20,7 +20,9 @@ fn seconds(py: Python<'_>, what: &str, value: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(value).map_err(|_| {
         to_py(
             py,
-            polylock::Error::InvalidArgument(format!("{what} must be a positive number of seconds, not {value}")),
+            polylock::Error::InvalidArgument(format!(
+                "{what} must be a positive number of seconds, not {value}"
+            )),
         )
     })
 }

@@ -105,13 +105,17 @@ impl Lease {
     /// `renew()` as an awaitable.
     fn renew_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let lease = self.inner.clone();
-        bridge::to_asyncio(py, async move { lease.renew().await }, |py, ()| Ok(py.None()))
+        bridge::to_asyncio(py, async move { lease.renew().await }, |py, ()| {
+            Ok(py.None())
+        })
     }
 
     /// `release()` as an awaitable.
     fn release_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let lease = self.inner.clone();
-        bridge::to_asyncio(py, async move { lease.release().await }, |py, ()| Ok(py.None()))
+        bridge::to_asyncio(py, async move { lease.release().await }, |py, ()| {
+            Ok(py.None())
+        })
     }
 
     /// Calls `callback(LostEvent)` once if the lease is lost (at once if it
@@ -126,7 +130,11 @@ impl Lease {
             "Lease(name={:?}, fencing_token={:?}, is_held={})",
             self.inner.name(),
             self.inner.fencing_token(),
-            if self.inner.is_held() { "True" } else { "False" }
+            if self.inner.is_held() {
+                "True"
+            } else {
+                "False"
+            }
         )
     }
 }

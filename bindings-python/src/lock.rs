@@ -32,16 +32,18 @@ pub(crate) fn wait_for(timeout: Option<f64>) -> PyResult<Wait> {
     let Some(timeout) = timeout else {
         return Ok(Wait::Forever);
     };
-    Duration::try_from_secs_f64(timeout).map(Wait::For).map_err(|_| {
-        Python::attach(|py| {
-            to_py(
-                py,
-                polylock::Error::InvalidArgument(format!(
-                    "timeout must be a non-negative number of seconds or None, not {timeout}"
-                )),
-            )
+    Duration::try_from_secs_f64(timeout)
+        .map(Wait::For)
+        .map_err(|_| {
+            Python::attach(|py| {
+                to_py(
+                    py,
+                    polylock::Error::InvalidArgument(format!(
+                        "timeout must be a non-negative number of seconds or None, not {timeout}"
+                    )),
+                )
+            })
         })
-    })
 }
 
 impl Lock {
@@ -78,7 +80,11 @@ impl Lock {
     }
 
     /// Ends an acquisition: stores the lease (with the lock's callbacks).
-    fn finish(&self, py: Python<'_>, lease: Option<polylock::Lease>) -> PyResult<Option<Py<Lease>>> {
+    fn finish(
+        &self,
+        py: Python<'_>,
+        lease: Option<polylock::Lease>,
+    ) -> PyResult<Option<Py<Lease>>> {
         let mut state = self.state();
         state.acquiring = false;
         let Some(lease) = lease else {
@@ -109,7 +115,10 @@ impl Lock {
     }
 
     fn current(&self, py: Python<'_>) -> Option<Py<Lease>> {
-        self.state().current.as_ref().map(|lease| lease.clone_ref(py))
+        self.state()
+            .current
+            .as_ref()
+            .map(|lease| lease.clone_ref(py))
     }
 
     fn held(&self, py: Python<'_>) -> PyResult<Py<Lease>> {
@@ -118,8 +127,7 @@ impl Lock {
                 py,
                 polylock::Error::NotHeld {
                     name: self.inner.name().to_string(),
-                    reason: "this Lock object holds no lease (never acquired, or released)"
-                        .into(),
+                    reason: "this Lock object holds no lease (never acquired, or released)".into(),
                 },
             )
         })
@@ -167,7 +175,10 @@ impl Lock {
 
     /// `acquire()` as an awaitable.
     #[pyo3(signature = (timeout=None))]
-    fn acquire_async<'py>(slf: Bound<'py, Self>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn acquire_async<'py>(
+        slf: Bound<'py, Self>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         Self::acquire_awaitable(slf, wait_for(timeout)?)
     }
 
@@ -190,7 +201,9 @@ impl Lock {
         let lease = self.held(py)?;
         self.state().current = None;
         let inner = lease.get().inner.clone();
-        bridge::to_asyncio(py, async move { inner.release().await }, |py, ()| Ok(py.None()))
+        bridge::to_asyncio(py, async move { inner.release().await }, |py, ()| {
+            Ok(py.None())
+        })
     }
 
     /// Renews the held lease now.
@@ -201,7 +214,9 @@ impl Lock {
     /// `renew()` as an awaitable.
     fn renew_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.held(py)?.get().inner.clone();
-        bridge::to_asyncio(py, async move { inner.renew().await }, |py, ()| Ok(py.None()))
+        bridge::to_asyncio(py, async move { inner.renew().await }, |py, ()| {
+            Ok(py.None())
+        })
     }
 
     /// The current lease, if any (it may have been lost since).
@@ -213,13 +228,15 @@ impl Lock {
     /// The current lease's fencing token (None without one).
     #[getter]
     fn fencing_token(&self, py: Python<'_>) -> Option<u64> {
-        self.current(py).and_then(|lease| lease.get().inner.fencing_token())
+        self.current(py)
+            .and_then(|lease| lease.get().inner.fencing_token())
     }
 
     /// True while this lock holds a proven lease.
     #[getter]
     fn is_held(&self, py: Python<'_>) -> bool {
-        self.current(py).is_some_and(|lease| lease.get().inner.is_held())
+        self.current(py)
+            .is_some_and(|lease| lease.get().inner.is_held())
     }
 
     /// Seconds the current lease is still proven held (0.0 without one).

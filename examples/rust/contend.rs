@@ -22,7 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..rounds.parse::<u32>()? {
         lock.synchronize(Duration::from_secs(120), |guard| -> std::io::Result<()> {
             let token = guard.fencing_token().unwrap_or(0);
-            let mut out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+            let mut out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)?;
             out.write_all(format!("start rust {token}\n").as_bytes())?;
             out.flush()?;
             out.write_all(format!("end rust {token}\n").as_bytes())
