@@ -1,16 +1,16 @@
-"""Python vs native Rust: median try_acquire + release per backend, in one
-run (the Rust side is core/benches/try_acquire_release.rs, run first).
+"""Python vs native Rust: median try_acquire + release per backend. The
+Rust side (core/benches/try_acquire_release.rs, blocking API) and the
+Python loop run alternately in chunks, so server drift hits both alike.
 
     tests/bench.sh   (or: tests/with-servers.sh python bindings-python/benches/overhead.py)
 
 Backends: memory:// and, when set, POLYLOCK_TEST_CONSUL_URL and
-POLYLOCK_TEST_FERRETDB_URL. POLYLOCK_BENCH_ITERATIONS sets the samples.
-Prints a Markdown table of medians and ratios."""
+POLYLOCK_TEST_FERRETDB_URL. POLYLOCK_BENCH_ITERATIONS sets the samples per
+side and backend. Prints a Markdown table of medians and ratios."""
 
 import os
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,19 +18,37 @@ import polylock
 
 REPO = Path(__file__).resolve().parents[2]
 ITERATIONS = int(os.environ.get("POLYLOCK_BENCH_ITERATIONS", "2000"))
-WARMUP = 50
+CHUNKS = 5
+WARMUP = 20
 
 
-def python_median_us(url: str) -> float:
+def python_samples(url: str, count: int) -> list:
     lock = polylock.Client(url).lock(f"bench/py-try-acquire-{os.getpid()}")
     samples = []
-    for i in range(WARMUP + ITERATIONS):
+    for i in range(WARMUP + count):
         started = time.perf_counter()
         lock.try_acquire()
         lock.release()
         if i >= WARMUP:
-            samples.append(time.perf_counter() - started)
-    return statistics.median(samples) * 1e6
+            samples.append((time.perf_counter() - started) * 1e6)
+    return samples
+
+
+def rust_samples(url: str, count: int) -> list:
+    env = dict(os.environ, POLYLOCK_BENCH_ITERATIONS=str(count))
+    out = subprocess.run(
+        ["cargo", "bench", "-q", "--locked", "-p", "polylock", "--bench", "try_acquire_release", "--", url],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if parts[:2] == ["samples", url]:
+            return [float(v) for v in parts[2:]]
+    raise RuntimeError(f"no samples for {url} in: {out!r}")
 
 
 def main() -> None:
@@ -39,26 +57,17 @@ def main() -> None:
         for var in ("POLYLOCK_TEST_CONSUL_URL", "POLYLOCK_TEST_FERRETDB_URL")
         if os.environ.get(var)
     ]
-    native = subprocess.run(
-        ["cargo", "bench", "-q", "--locked", "-p", "polylock", "--bench", "try_acquire_release", "--", *urls],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rust = {}
-    for line in native.splitlines():
-        parts = line.split()
-        if len(parts) >= 4 and parts[0] == "native":
-            rust[parts[1]] = float(parts[3])
-    print(f"try_acquire + release, {ITERATIONS} samples each, medians (µs)\n")
-    print("| backend | Python | native Rust | Python / Rust |")
+    per_chunk = max(1, ITERATIONS // CHUNKS)
+    print(f"try_acquire + release, {per_chunk * CHUNKS} samples per side, {CHUNKS} alternating chunks, medians (µs)\n")
+    print("| backend | Python | native Rust (blocking API) | Python / Rust |")
     print("|---|---|---|---|")
     for url in urls:
-        ours = python_median_us(url)
-        scheme = url.split("://")[0]
-        print(f"| {scheme} | {ours:.1f} | {rust[url]:.1f} | {ours / rust[url]:.2f} |")
-    sys.stdout.flush()
+        ours, native = [], []
+        for _ in range(CHUNKS):
+            native += rust_samples(url, per_chunk)
+            ours += python_samples(url, per_chunk)
+        py, rs = statistics.median(ours), statistics.median(native)
+        print(f"| {url.split('://')[0]} | {py:.1f} | {rs:.1f} | {py / rs:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
