@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and a fresh machine may lack: Debian
 # packages (curl, python3 with venv, flock, a C toolchain, valgrind, pkg-config, Ruby
-# with ruby-ffi and minitest), the Rust components rustfmt and clippy, and Go
+# with ruby-ffi and minitest, Node.js and npm), the Rust components rustfmt and clippy, and Go
 # (which builds the test servers and runs the cgo example). Idempotent.
 set -euo pipefail
 
@@ -12,6 +12,8 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v flock >/dev/null || need_apt+=(util-linux)
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v go >/dev/null || need_apt+=(golang-go)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 command -v valgrind >/dev/null || need_apt+=(valgrind)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v ruby >/dev/null || need_apt+=(ruby)

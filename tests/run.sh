@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as README.md and CI run it: formatting and lint
-# checks, then every test phase of tests/suite.sh (Rust workspace, Python,
+# checks, then every test phase of tests/suite.sh (Rust workspace, Python, Node,
 # C ABI under valgrind, Ruby, Go) against memory:// and the real servers (started
 # here and stopped after). Ends with a line per phase and one line "tests:
 # N passed, N failed" summed over the Rust test binaries.

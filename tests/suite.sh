@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test phase, run by tests/run.sh inside tests/with-servers.sh (so the
 # servers' URLs are set): the Rust workspace, the Python package (installed
-# with pip, tested with pytest), then the C ABI under valgrind and its Ruby
+# with pip, tested with pytest), the Node package (npm install, node --test),
+# then the C ABI under valgrind and its Ruby
 # and Go consumers. Runs every phase even after a failure and
 # ends with one line per phase; exits non-zero if any failed.
 set -uo pipefail
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 phases=(
   "rust:cargo test --workspace --locked"
   "python:bash bindings-python/run-tests.sh"
+  "node:bash bindings-node/run-tests.sh"
   "c-abi:bash bindings-c/tests/run-c-tests.sh"
   "ruby:bash examples/ruby/run-tests.sh"
   "go:bash examples/go/run-tests.sh"

@@ -1,0 +1,271 @@
+export type ClientOptions = {
+    /**
+     * The backend's ACL token (else the URL or CONSUL_HTTP_TOKEN).
+     */
+    token?: string;
+    /**
+     * TTL in ms of locks that give none (15000).
+     */
+    defaultTtl?: number;
+    /**
+     * Holder value stored with leases (host name and pid).
+     */
+    defaultValue?: string;
+};
+export type LockOptions = {
+    /**
+     * Lease TTL in ms; renewed every third of it until released.
+     */
+    ttl?: number;
+    /**
+     * 1: mutex (default); N: counting semaphore.
+     */
+    limit?: number;
+    /**
+     * Holder value stored with the lease.
+     */
+    value?: string;
+};
+export type AcquireOptions = {
+    /**
+     * Longest wait in ms (default: as long as it takes).
+     */
+    timeout?: number;
+    /**
+     * Aborting it ends the wait with an ABORTED error.
+     */
+    signal?: AbortSignal;
+};
+export type LostEvent = {
+    /**
+     * The lock's name.
+     */
+    name: string;
+    /**
+     * The backend's id of the lost lease.
+     */
+    holder: string;
+    /**
+     * The lost lease's fencing token.
+     */
+    fencingToken: bigint | null | undefined;
+    /**
+     * Why the lease was lost.
+     */
+    reason: string;
+};
+export type LockEvent = {
+    /**
+     * What happened.
+     */
+    kind: "acquired" | "released" | "expired" | "lost";
+    /**
+     * The lock's name.
+     */
+    name: string;
+    /**
+     * The holder the event is about.
+     */
+    holder: string;
+    /**
+     * Its fencing token, if any.
+     */
+    fencingToken: bigint | null | undefined;
+};
+/** A backend connection, chosen by URL: memory://, consul://host:port, mongodb://…. */
+export class Client {
+    /**
+     * Connects in the background; the first call waits for it (and rejects
+     * with its error if connecting failed).
+     * @param {string} [url]
+     * @param {ClientOptions} [options]
+     */
+    constructor(url?: string, options?: ClientOptions);
+    /** @internal */
+    _ready: any;
+    /**
+     * Waits until connected (rejects with the connection error).
+     * @returns {Promise<this>}
+     */
+    connect(): Promise<this>;
+    /**
+     * A handle for the lock `name`.
+     * @param {string} name
+     * @param {LockOptions} [options]
+     * @returns {Lock}
+     */
+    lock(name: string, options?: LockOptions): Lock;
+    /**
+     * The distributed lock/unlock events of `name`, from now on (backends
+     * with an event stream: memory://, mongodb://).
+     * @param {string} name
+     * @returns {LockEvents}
+     */
+    watch(name: string): LockEvents;
+}
+/** A lock handle; holds at most one lease at a time. */
+export class Lock {
+    /**
+     * @param {Client} client
+     * @param {string} name
+     * @param {LockOptions} [options]
+     */
+    constructor(client: Client, name: string, options?: LockOptions);
+    /** @private */
+    private _native;
+    /** @private @type {Lease | null} */
+    private _lease;
+    /** @private @type {boolean} */
+    private _acquiring;
+    /** @private @type {Array<(event: LostEvent) => void>} */
+    private _callbacks;
+    /** The lock's name. @type {string} */
+    name: string;
+    /**
+     * Takes the lock, waiting at most `timeout` ms (default: as long as it
+     * takes). Rejects with LOCK_TIMEOUT when the time runs out, ABORTED when
+     * `signal` aborts (the wait is cancelled; a lease granted meanwhile is
+     * released), USAGE when this Lock already holds or is acquiring a lease.
+     * @param {AcquireOptions} [options]
+     * @returns {Promise<Lease>}
+     */
+    acquire(options?: AcquireOptions): Promise<Lease>;
+    /**
+     * Takes the lock if it is free now; null when it is busy.
+     * @returns {Promise<Lease | null>}
+     */
+    tryAcquire(): Promise<Lease | null>;
+    /**
+     * @private
+     * @param {number | null} timeout
+     * @param {AbortSignal | undefined} signal
+     * @returns {Promise<Lease | null>}
+     */
+    private _take;
+    /**
+     * Releases the lease this Lock holds (NOT_HELD without one).
+     * @returns {Promise<void>}
+     */
+    release(): Promise<void>;
+    /**
+     * Renews the held lease now.
+     * @returns {Promise<void>}
+     */
+    renew(): Promise<void>;
+    /**
+     * Calls `callback(event)` when a lease of this Lock (the current one or a
+     * later one) is lost, once per lease.
+     * @param {(event: LostEvent) => void} callback
+     * @returns {void}
+     */
+    onLost(callback: (event: LostEvent) => void): void;
+    /** The current lease's fencing token. @returns {bigint | null} */
+    get fencingToken(): bigint;
+    /** True while this Lock holds a proven lease. @returns {boolean} */
+    get isHeld(): boolean;
+    /** Ms the current lease is still proven held (0 without one). @returns {number} */
+    get timeToExpiration(): number;
+}
+/**
+ * @typedef {object} ClientOptions
+ * @property {string} [token] The backend's ACL token (else the URL or CONSUL_HTTP_TOKEN).
+ * @property {number} [defaultTtl] TTL in ms of locks that give none (15000).
+ * @property {string} [defaultValue] Holder value stored with leases (host name and pid).
+ */
+/**
+ * @typedef {object} LockOptions
+ * @property {number} [ttl] Lease TTL in ms; renewed every third of it until released.
+ * @property {number} [limit] 1: mutex (default); N: counting semaphore.
+ * @property {string} [value] Holder value stored with the lease.
+ */
+/**
+ * @typedef {object} AcquireOptions
+ * @property {number} [timeout] Longest wait in ms (default: as long as it takes).
+ * @property {AbortSignal} [signal] Aborting it ends the wait with an ABORTED error.
+ */
+/**
+ * @typedef {object} LostEvent
+ * @property {string} name The lock's name.
+ * @property {string} holder The backend's id of the lost lease.
+ * @property {bigint | null | undefined} fencingToken The lost lease's fencing token.
+ * @property {string} reason Why the lease was lost.
+ */
+/**
+ * @typedef {object} LockEvent
+ * @property {"acquired" | "released" | "expired" | "lost"} kind What happened.
+ * @property {string} name The lock's name.
+ * @property {string} holder The holder the event is about.
+ * @property {bigint | null | undefined} fencingToken Its fencing token, if any.
+ */
+/** A held lease. `await using lease = await lock.acquire()` releases it. */
+export class Lease {
+    /** @param {any} inner */
+    constructor(inner: any);
+    /** @private */
+    private _inner;
+    /** The lock's name. @returns {string} */
+    get name(): string;
+    /** The backend's id of this lease (Consul session id, …). @returns {string} */
+    get holder(): string;
+    /** Strictly increasing per name; null where the backend has none. @returns {bigint | null} */
+    get fencingToken(): bigint;
+    /** The granted TTL in ms. @returns {number} */
+    get ttl(): number;
+    /** True while the lease is held and proven. @returns {boolean} */
+    get isHeld(): boolean;
+    /** Ms the lease is still proven held (0 once it is not). @returns {number} */
+    get timeToExpiration(): number;
+    /**
+     * Releases the lease (NOT_HELD when released already, LOCK_LOST when lost).
+     * @returns {Promise<void>}
+     */
+    release(): Promise<void>;
+    /**
+     * Renews the lease now (polylock also renews it on its own).
+     * @returns {Promise<void>}
+     */
+    renew(): Promise<void>;
+    /**
+     * Calls `callback(event)` once if the lease is lost. The callback never
+     * keeps the process alive; an exception in it is an uncaught exception.
+     * @param {(event: LostEvent) => void} callback
+     * @returns {void}
+     */
+    onLost(callback: (event: LostEvent) => void): void;
+    /**
+     * Releases unless released or lost already.
+     * @returns {Promise<void>}
+     */
+    [Symbol.asyncDispose](): Promise<void>;
+}
+/**
+ * The distributed lock/unlock events of one name, as an async iterator.
+ * @implements {AsyncIterableIterator<LockEvent>}
+ */
+export class LockEvents implements AsyncIterableIterator<LockEvent> {
+    /** @param {Promise<any>} inner */
+    constructor(inner: Promise<any>);
+    /** @private */
+    private _inner;
+    /** @returns {Promise<IteratorResult<LockEvent, undefined>>} */
+    next(): Promise<IteratorResult<LockEvent, undefined>>;
+    /** Ends the subscription. @returns {Promise<IteratorResult<LockEvent, undefined>>} */
+    return(): Promise<IteratorResult<LockEvent, undefined>>;
+    /** @returns {LockEvents} */
+    [Symbol.asyncIterator](): LockEvents;
+}
+/**
+ * Every polylock failure. `code` is stable: LOCK_TIMEOUT, LOCK_LOST,
+ * NOT_HELD, LIMIT_MISMATCH, CONFLICT, CONNECTION, AUTH, INVALID_ARGUMENT,
+ * BACKEND, USAGE, ABORTED (a wait ended by its AbortSignal; `name` is
+ * "AbortError" then).
+ */
+export class PolylockError extends Error {
+    /**
+     * @param {string} code
+     * @param {string} message
+     */
+    constructor(code: string, message: string);
+    /** @type {string} */
+    code: string;
+}

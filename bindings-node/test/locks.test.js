@@ -1,0 +1,107 @@
+"use strict";
+// The shared behaviours on every backend.
+const { test } = require("node:test");
+const assert = require("node:assert/strict");
+const { Client, PolylockError } = require("..");
+const { backends, unique } = require("./helpers");
+
+for (const [label, url] of backends()) {
+  const needsUrl = () => {
+    if (!url) throw new Error(`${label}: its server URL is not set (CI=true)`);
+  };
+
+  test(`${label}: acquire, tokens, release`, async () => {
+    needsUrl();
+    const name = unique("basic");
+    const a = new Client(url).lock(name, { ttl: 15000 });
+    const lease = await a.acquire({ timeout: 10000 });
+    assert.equal(lease.isHeld, true);
+    assert.equal(typeof lease.fencingToken, "bigint");
+    assert.ok(lease.timeToExpiration > 0 && lease.timeToExpiration <= 15000);
+    assert.equal(a.fencingToken, lease.fencingToken);
+    await a.renew();
+    const b = new Client(url).lock(name);
+    assert.equal(await b.tryAcquire(), null);
+    await assert.rejects(b.acquire({ timeout: 200 }), { code: "LOCK_TIMEOUT" });
+    const first = lease.fencingToken;
+    await a.release();
+    assert.equal(lease.isHeld, false);
+    await assert.rejects(lease.release(), { code: "NOT_HELD" });
+    await assert.rejects(a.release(), { code: "NOT_HELD" });
+    const next = await b.acquire({ timeout: 10000 });
+    assert.ok(next.fencingToken > first);
+    await b.release();
+  });
+
+  test(`${label}: one lease per Lock, semaphores, limit mismatch`, async () => {
+    needsUrl();
+    const name = unique("semaphore");
+    const one = new Client(url).lock(name, { limit: 2 });
+    await one.acquire();
+    await assert.rejects(one.tryAcquire(), { code: "USAGE" });
+    const two = new Client(url).lock(name, { limit: 2 });
+    assert.ok(await two.tryAcquire());
+    assert.equal(await new Client(url).lock(name, { limit: 2 }).tryAcquire(), null);
+    await assert.rejects(new Client(url).lock(name, { limit: 3 }).tryAcquire(), { code: "LIMIT_MISMATCH" });
+    await one.release();
+    await two.release();
+  });
+
+  test(`${label}: AbortSignal cancels a wait and takes nothing`, async () => {
+    needsUrl();
+    const name = unique("abort");
+    const holder = new Client(url).lock(name);
+    await holder.acquire();
+    const waiter = new Client(url).lock(name);
+    const controller = new AbortController();
+    const waiting = waiter.acquire({ signal: controller.signal });
+    setImmediate(() => controller.abort());
+    await assert.rejects(waiting, (error) => error instanceof PolylockError && error.code === "ABORTED" && error.name === "AbortError");
+    await assert.rejects(waiter.acquire({ signal: controller.signal }), { code: "ABORTED" });
+    await holder.release();
+    const third = new Client(url).lock(name);
+    await third.acquire({ timeout: 30000 });
+    await third.release();
+    await waiter.acquire({ timeout: 30000 });
+    await waiter.release();
+  });
+
+  test(`${label}: Symbol.asyncDispose releases`, async () => {
+    needsUrl();
+    const name = unique("dispose");
+    const lock = new Client(url).lock(name);
+    const lease = await lock.acquire();
+    await lease[Symbol.asyncDispose]();
+    assert.equal(lease.isHeld, false);
+    await lease[Symbol.asyncDispose](); // a second dispose is a no-op
+    assert.ok(await new Client(url).lock(name).tryAcquire());
+  });
+
+  test(`${label}: the event loop keeps running while waiting`, async () => {
+    needsUrl();
+    const name = unique("loop");
+    const holder = new Client(url).lock(name);
+    await holder.acquire();
+    const waiter = new Client(url).lock(name);
+    const waiting = waiter.acquire({ timeout: 60000 });
+    // This code runs while the waiter waits, and frees the lock for it.
+    await new Promise((resolve) => setImmediate(resolve));
+    await holder.release();
+    const lease = await waiting;
+    assert.equal(lease.isHeld, true);
+    await waiter.release();
+  });
+}
+
+test("bad input gets typed errors", async () => {
+  const client = new Client("memory://");
+  for (const bad of ["", "bad name!", "x".repeat(300)]) {
+    await assert.rejects(client.lock(bad).tryAcquire(), { code: "INVALID_ARGUMENT" });
+  }
+  await assert.rejects(client.lock("ok", { ttl: 10 }).tryAcquire(), { code: "INVALID_ARGUMENT" });
+  await assert.rejects(client.lock("ok", { ttl: -5 }).tryAcquire(), { code: "INVALID_ARGUMENT" });
+  await assert.rejects(client.lock("ok", { limit: 0 }).tryAcquire(), { code: "INVALID_ARGUMENT" });
+  await assert.rejects(client.lock("ok").acquire({ timeout: -1 }), { code: "INVALID_ARGUMENT" });
+  await assert.rejects(new Client("nope://").connect(), { code: "INVALID_ARGUMENT" });
+  await assert.rejects(client.lock(/** @type {any} */ (42)).tryAcquire(), { code: "INVALID_ARGUMENT" });
+});
