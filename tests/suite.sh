@@ -3,7 +3,7 @@
 # servers' URLs are set): the Rust workspace, the Python package (installed
 # with pip, tested with pytest), the Node package (npm install, node --test),
 # then the C ABI under valgrind and its Ruby
-# and Go consumers. Runs every phase even after a failure and
+# and Go consumers, then Rust, Python, Node and C contenders on one lock. Runs every phase even after a failure and
 # ends with one line per phase; exits non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,7 @@ phases=(
   "c-abi:bash bindings-c/tests/run-c-tests.sh"
   "ruby:bash examples/ruby/run-tests.sh"
   "go:bash examples/go/run-tests.sh"
+  "mixed:bash tests/mixed/run.sh"
 )
 summary=()
 status=0

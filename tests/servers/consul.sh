@@ -11,10 +11,19 @@
 #                                   https URL; CA, server and client
 #                                   certificates (made here, throwaway) are in
 #                                   STATE_DIR/certs
+#   consul.sh start-server STATE_DIR
+#                                   start one persistent server (raft state on
+#                                   disk, survives restarts); print its http URL
 #   consul.sh start-cluster STATE_DIR
 #                                   start three servers on 127.0.0.1; print the
 #                                   http URLs, one per line
-#   consul.sh stop STATE_DIR        stop whatever `start`/`start-cluster` started
+#   consul.sh restart STATE_DIR     restart the agent `start` or `start-server`
+#                                   started (same ports, same flags)
+#   consul.sh leader STATE_DIR      print the cluster leader's http URL
+#   consul.sh kill-leader STATE_DIR kill -9 the cluster's leader; wait until the
+#                                   two others elect a new one; print the
+#                                   killed server's http URL
+#   consul.sh stop STATE_DIR        stop whatever the commands above started
 #
 # The binary is built from the Go module proxy through a throwaway wrapper
 # module (consul's own go.mod has local replace lines, so `go install` refuses
@@ -54,15 +63,24 @@ consul_bin() { go_build_cached consul "$CONSUL_VERSION" build_consul; }
 
 # start_agent STATE_DIR NAME EXTRA_ARGS...: start one agent in the background,
 # write its pid to STATE_DIR/NAME.pid and its http URL to STATE_DIR/NAME.url.
+# Its ports and flags are kept in STATE_DIR/NAME.ports and NAME.args, and
+# reused when NAME is started again (restart).
 start_agent() {
   local state=$1 name=$2; shift 2
-  local http=$(free_port) server=$(free_port) lan=$(free_port) wan=$(free_port)
+  local http server lan wan
   mkdir -p "$state/$name"
+  if [ -f "$state/$name.ports" ]; then
+    read -r http server lan wan <"$state/$name.ports"
+  else
+    http=$(free_port) server=$(free_port) lan=$(free_port) wan=$(free_port)
+    echo "$http $server $lan $wan" >"$state/$name.ports"
+    printf '%q ' "$@" >"$state/$name.args"
+  fi
   "$(consul_bin)" agent -bind=127.0.0.1 -client=127.0.0.1 -node="$name" \
     -http-port="$http" -dns-port=-1 -grpc-port=-1 -grpc-tls-port=-1 \
     -server-port="$server" -serf-lan-port="$lan" -serf-wan-port="$wan" \
     -hcl 'session_ttl_min = "1s"' -log-level=warn "$@" \
-    >"$state/$name/agent.log" 2>&1 &
+    >>"$state/$name/agent.log" 2>&1 &
   echo $! >"$state/$name.pid"
   echo "$lan" >"$state/$name.serf"
   echo "http://127.0.0.1:$http" >"$state/$name.url"
@@ -73,6 +91,28 @@ leader_ready() {
   local leader
   leader=$(curl -sf --max-time 2 "$1/v1/status/leader") || return 1
   [ -n "$leader" ] && [ "$leader" != '""' ]
+}
+
+# new_leader URL OLD: true once the agent at URL names a leader other than OLD.
+new_leader() {
+  local leader
+  leader=$(curl -sf --max-time 2 "$1/v1/status/leader" | tr -d '"') || return 1
+  [ -n "$leader" ] && [ "$leader" != "$2" ]
+}
+
+# leader_name STATE_DIR: print the name (server1..3) of the cluster's leader,
+# asking the first live server.
+leader_name() {
+  local state=$1 leader= n server
+  for n in 1 2 3; do
+    [ -f "$state/server$n.pid" ] || continue
+    leader=$(curl -sf --max-time 5 "$(cat "$state/server$n.url")/v1/status/leader" | tr -d '"') && break
+  done
+  for n in 1 2 3; do
+    read -r _ server _ _ <"$state/server$n.ports"
+    [ "$leader" = "127.0.0.1:$server" ] && { echo "server$n"; return 0; }
+  done
+  die "no cluster server is the leader (${leader:-none known})"
 }
 
 # await_leader STATE_DIR NAME SECONDS: wait until agent NAME has a leader;
@@ -127,13 +167,47 @@ case "$cmd" in
     await_leader "$state" tls 60
     echo "https://127.0.0.1:$https"
     ;;
+  start-server)
+    state=${2:?state dir}
+    consul_bin >/dev/null
+    start_agent "$state" server -server -bootstrap-expect=1 -data-dir="$state/server/data" \
+      -hcl 'performance { raft_multiplier = 1 }'
+    await_leader "$state" server 60
+    cat "$state/server.url"
+    ;;
+  restart)
+    state=${2:?state dir}
+    name=$(basename "$(ls "$state"/*.args | head -n1)" .args)
+    stop_pidfile "$state/$name.pid"
+    eval "args=($(cat "$state/$name.args"))"
+    start_agent "$state" "$name" "${args[@]}"
+    await_leader "$state" "$name" 60
+    ;;
+  leader)
+    state=${2:?state dir}
+    cat "$state/$(leader_name "$state").url"
+    ;;
+  kill-leader)
+    state=${2:?state dir}
+    victim=$(leader_name "$state")
+    read -r _ server _ _ <"$state/$victim.ports"
+    leader="127.0.0.1:$server"
+    kill -9 "$(cat "$state/$victim.pid")"
+    rm -f "$state/$victim.pid"
+    for n in 1 2 3; do
+      [ "server$n" = "$victim" ] && continue
+      wait_for 90 "a new leader seen by server$n" new_leader "$(cat "$state/server$n.url")" "$leader" ||
+        die "no new leader after killing $victim"
+    done
+    cat "$state/$victim.url"
+    ;;
   start-cluster)
     state=${2:?state dir}
     consul_bin >/dev/null
     mkdir -p "$state"
     for n in 1 2 3; do
       start_agent "$state" "server$n" -server -bootstrap-expect=3 \
-        -data-dir="$state/server$n/data"
+        -data-dir="$state/server$n/data" -hcl 'performance { raft_multiplier = 1 }'
     done
     # Each server learns the others' serf ports once all three are running.
     for n in 1 2 3; do
@@ -150,5 +224,5 @@ case "$cmd" in
     state=${2:?state dir}
     for f in "$state"/*.pid; do [ -e "$f" ] && stop_pidfile "$f"; done
     ;;
-  *) die "usage: consul.sh build|start DIR|start-acl DIR|start-tls DIR|start-cluster DIR|stop DIR" ;;
+  *) die "usage: consul.sh build|start DIR|start-acl DIR|start-tls DIR|start-server DIR|start-cluster DIR|restart DIR|leader DIR|kill-leader DIR|stop DIR" ;;
 esac
