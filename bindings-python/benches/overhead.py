@@ -2,7 +2,7 @@
 Rust side (core/benches/try_acquire_release.rs, blocking API) and the
 Python loop run alternately in chunks, so server drift hits both alike.
 
-    tests/bench.sh   (or: tests/with-servers.sh python bindings-python/benches/overhead.py)
+    bench/overheads.sh   (or: tests/with-servers.sh python bindings-python/benches/overhead.py)
 
 Backends: memory:// and, when set, POLYLOCK_TEST_CONSUL_URL and
 POLYLOCK_TEST_FERRETDB_URL. POLYLOCK_BENCH_ITERATIONS sets the samples per

@@ -308,6 +308,35 @@ async fn one_session_keeps_many_leases() {
     }
 }
 
+/// Consul refuses one address more than `http_max_conns_per_client` (200 by
+/// default, as the test agent runs) connections, and every loss watch is a
+/// long-poll holding one: a client must cap its watches to hold more leases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_holds_more_leases_than_consul_allows_connections() {
+    let Some(agent) = agent() else { return };
+    let client = Client::connect(&agent.url).await.unwrap();
+    let prefix = unique("beyond-conn-limit");
+    let mut leases = Vec::new();
+    for i in 0..250 {
+        let lock = client
+            .lock(&format!("{prefix}/{i}"), LockOptions::mutex())
+            .unwrap();
+        leases.push(lock.try_acquire().await.unwrap().expect("a free name"));
+    }
+    // Watches have long started by now; every request still gets through.
+    for lease in &leases {
+        lease.renew().await.unwrap();
+    }
+    let more = client
+        .lock(&format!("{prefix}/more"), LockOptions::mutex())
+        .unwrap();
+    let extra = more.try_acquire().await.unwrap().expect("a free name");
+    assert!(leases.iter().all(Lease::is_held));
+    for lease in leases.iter().chain([&extra]) {
+        lease.release().await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_delay_holds_a_lost_key_back_then_frees_it() {
     let Some(agent) = agent() else { return };

@@ -25,6 +25,9 @@
 #                                   killed server's http URL
 #   consul.sh stop STATE_DIR        stop whatever the commands above started
 #
+# POLYLOCK_CONSUL_MAX_CONNS sets the agents' http_max_conns_per_client (default
+# 200, Consul's own default, which the tests rely on).
+#
 # The binary is built from the Go module proxy through a throwaway wrapper
 # module (consul's own go.mod has local replace lines, so `go install` refuses
 # it) and cached under ~/.cache/polylock/consul/<version>/.
@@ -79,7 +82,9 @@ start_agent() {
   "$(consul_bin)" agent -bind=127.0.0.1 -client=127.0.0.1 -node="$name" \
     -http-port="$http" -dns-port=-1 -grpc-port=-1 -grpc-tls-port=-1 \
     -server-port="$server" -serf-lan-port="$lan" -serf-wan-port="$wan" \
-    -hcl 'session_ttl_min = "1s"' -log-level=warn "$@" \
+    -hcl 'session_ttl_min = "1s"' \
+    -hcl "limits { http_max_conns_per_client = ${POLYLOCK_CONSUL_MAX_CONNS:-200} }" \
+    -log-level=warn "$@" \
     >>"$state/$name/agent.log" 2>&1 &
   echo $! >"$state/$name.pid"
   echo "$lan" >"$state/$name.serf"

@@ -26,7 +26,7 @@ pub fn median(samples: &mut [Duration]) -> Duration {
     samples[samples.len() / 2]
 }
 
-/// The 90th percentile of samples that `median` already sorted.
-pub fn p90(sorted: &[Duration]) -> Duration {
-    sorted[sorted.len() * 9 / 10]
+/// The 99th percentile of samples that `median` already sorted.
+pub fn p99(sorted: &[Duration]) -> Duration {
+    sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)]
 }

@@ -160,6 +160,9 @@ impl ConsulHttp {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(90))
+            // Idle connections count against Consul's per-address limit
+            // (200 by default): keep few once a burst is over.
+            .pool_max_idle_per_host(16)
             .tcp_nodelay(true)
             .use_rustls_tls();
         if let Some(ca) = &config.ca_file {

@@ -37,6 +37,12 @@ const WATCH_GRACE: Duration = Duration::from_millis(200);
 const WATCH_RETRY: Duration = Duration::from_millis(200);
 /// Least time between two watch reads, so a busy key cannot make a watcher spin.
 const WATCH_FLOOR: Duration = Duration::from_millis(20);
+/// Most leases one client loss-watches at once. Each watch is a long-poll
+/// holding an HTTP/1.1 connection, and Consul refuses a client IP more than
+/// `http_max_conns_per_client` (default 200) connections. Leases beyond this
+/// wait for a watch slot; until they get one, their session renewals (which
+/// catch an expired or destroyed session) are what detects their loss.
+const MAX_WATCHES: usize = 64;
 
 /// Which keys a grant holds.
 #[derive(Debug, Clone)]
@@ -73,6 +79,8 @@ pub struct ConsulBackend {
     http: ConsulHttp,
     sessions: SessionPool,
     released: ReleasedKeys,
+    /// Watch slots: see [`MAX_WATCHES`].
+    watches: tokio::sync::Semaphore,
 }
 
 impl ConsulBackend {
@@ -85,6 +93,7 @@ impl ConsulBackend {
             http,
             sessions: SessionPool::default(),
             released: ReleasedKeys::default(),
+            watches: tokio::sync::Semaphore::new(MAX_WATCHES),
         })
     }
 
@@ -248,6 +257,10 @@ impl Backend for ConsulBackend {
     async fn watch(&self, grant: &Grant) -> String {
         let detail = grant.detail::<ConsulGrant>();
         tokio::time::sleep(WATCH_GRACE).await;
+        // Reads from the acquisition's index: changes while waiting count.
+        let Ok(_slot) = self.watches.acquire().await else {
+            return std::future::pending().await; // never closed
+        };
         match &detail.held {
             Held::Mutex { key } => {
                 mutex::watch(&self.http, key, &detail.session, detail.index).await

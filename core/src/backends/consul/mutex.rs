@@ -103,8 +103,9 @@ pub(crate) async fn try_acquire(
                 });
             }
             TxnOutcome::RolledBack(failures) => {
-                if failures.iter().all(|f| f.op_index == 0) {
-                    // The key changed since we looked: look again.
+                if failures.iter().any(|f| f.op_index == 0) {
+                    // The key changed since we looked (Consul then reports
+                    // the lock op as failed too): look again.
                     continue;
                 }
                 if failures.iter().any(|f| f.what.contains("invalid session")) {

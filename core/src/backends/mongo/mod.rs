@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt};
 use mongodb::options::{ClientOptions, CollectionOptions, ReadConcern, WriteConcern};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -36,6 +37,8 @@ use crate::lock_events::{LockEvent, LockEventKind};
 
 /// How many lost insert races one attempt tolerates before it waits.
 const RACE_RETRIES: u32 = 8;
+/// How many leases one client renews at the same time.
+const RENEW_CONCURRENCY: usize = 32;
 
 /// The private part of a Mongo grant.
 struct MongoGrant {
@@ -56,6 +59,22 @@ pub struct MongoBackend {
 }
 
 impl MongoBackend {
+    /// Extends one lease's expiry and checks it is still the holder.
+    async fn renew_one(&self, grant: &Arc<Grant>) -> Result<RenewOutcome> {
+        let detail = grant.detail::<MongoGrant>();
+        let _writing = detail.writes.lock().await;
+        let expires_at = self.clock.now_ms() + grant.ttl.as_millis() as i64;
+        Ok(if !self.ledger.extend(&detail.id, expires_at).await? {
+            RenewOutcome::Lost {
+                reason: "the lease's document was released or removed".into(),
+            }
+        } else if let Some(reason) = self.still_ours(grant, detail).await? {
+            RenewOutcome::Lost { reason }
+        } else {
+            RenewOutcome::Renewed { ttl: grant.ttl }
+        })
+    }
+
     /// Connects, checks the credentials, measures the server clock, and
     /// prepares the collections (index, capped events collection).
     pub async fn connect(config: MongoConfig) -> Result<Self> {
@@ -284,23 +303,13 @@ impl Backend for MongoBackend {
     }
 
     async fn renew(&self, grants: &[Arc<Grant>]) -> Result<Vec<RenewOutcome>> {
-        let mut outcomes = Vec::with_capacity(grants.len());
-        for grant in grants {
-            let detail = grant.detail::<MongoGrant>();
-            let _writing = detail.writes.lock().await;
-            let expires_at = self.clock.now_ms() + grant.ttl.as_millis() as i64;
-            let outcome = if !self.ledger.extend(&detail.id, expires_at).await? {
-                RenewOutcome::Lost {
-                    reason: "the lease's document was released or removed".into(),
-                }
-            } else if let Some(reason) = self.still_ours(grant, detail).await? {
-                RenewOutcome::Lost { reason }
-            } else {
-                RenewOutcome::Renewed { ttl: grant.ttl }
-            };
-            outcomes.push(outcome);
-        }
-        Ok(outcomes)
+        // Each lease is its own document: renew them concurrently, a bounded
+        // number at a time, so thousands of leases renew within their TTL.
+        let renewals: Vec<_> = grants.iter().map(|grant| self.renew_one(grant)).collect();
+        futures_util::stream::iter(renewals)
+            .buffered(RENEW_CONCURRENCY)
+            .try_collect()
+            .await
     }
 
     async fn release(&self, grant: &Grant) -> Result<()> {

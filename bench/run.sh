@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The benchmark harness, one command: starts the real servers
+# (tests/with-servers.sh), runs polylock's scenarios (core/benches/
+# scenarios.rs: memory://, Consul, FerretDB, each with its raw floor) and
+# the peers side by side in the same run — HashiCorp's Go api.Lock and
+# api.Semaphore (bench/peers/consul-go) and mongo-dlock from npm
+# (bench/peers/mongo-dlock) — then writes a Markdown table and a PNG chart.
+#
+#   bench/run.sh [OUT_DIR]          (default target/bench-report)
+#
+# Knobs: POLYLOCK_BENCH_ITERATIONS, POLYLOCK_BENCH_SECONDS,
+# POLYLOCK_BENCH_LEASES, POLYLOCK_BENCH_RENEW_WINDOW (see scenarios.rs).
+# Not part of CI's pass/fail: figures depend on the machine.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+out=$(realpath -m "${1:-target/bench-report}")
+mkdir -p "$out"
+export POLYLOCK_BENCH_JSON="$out/results.jsonl"
+: >"$POLYLOCK_BENCH_JSON"
+
+cargo bench --no-run -q --locked -p polylock --bench scenarios
+(cd bench/peers/consul-go && GOSUMDB=off GOFLAGS=-mod=mod go build -o "$out/consul-go" .)
+(cd bench/peers/mongo-dlock && npm ci --no-audit --no-fund --silent)
+venv="$root/target/bench-venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check matplotlib
+
+export POLYLOCK_BENCH_OUT="$out"
+# HashiCorp's api.Lock holds a monitoring long-poll per held lock and a
+# connection per waiter: with 64 goroutines it exceeds Consul's default of
+# 200 connections per client address (429 errors), so the bench agents allow
+# more. (polylock caps its own watches; it runs within the default.)
+export POLYLOCK_CONSUL_MAX_CONNS=4096
+bash tests/with-servers.sh bash -c '
+  set -euo pipefail
+  # The leases scenario last and in a process of its own (a fresh heap for
+  # the memory-per-lease figure; thousands of leases left behind no longer
+  # weigh on the other figures).
+  for url in memory://bench "$POLYLOCK_TEST_CONSUL_URL" "$POLYLOCK_TEST_FERRETDB_URL"; do
+    POLYLOCK_BENCH_SCENARIOS=latency,contended \
+      cargo bench -q --locked -p polylock --bench scenarios -- "$url"
+  done
+  "$POLYLOCK_BENCH_OUT/consul-go" -addr "${POLYLOCK_TEST_CONSUL_URL#consul://}" \
+    -iterations "${POLYLOCK_BENCH_ITERATIONS:-200}" -seconds "${POLYLOCK_BENCH_SECONDS:-5}" \
+    -json "$POLYLOCK_BENCH_JSON"
+  node bench/peers/mongo-dlock/bench.js "$POLYLOCK_TEST_FERRETDB_URL"
+  for url in memory://bench "$POLYLOCK_TEST_CONSUL_URL" "$POLYLOCK_TEST_FERRETDB_URL"; do
+    POLYLOCK_BENCH_SCENARIOS=leases cargo bench -q --locked -p polylock --bench scenarios -- "$url"
+  done
+'
+"$venv/bin/python" bench/report.py "$POLYLOCK_BENCH_JSON" "$out"

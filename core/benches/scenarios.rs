@@ -1,0 +1,408 @@
+//! polylock's side of the benchmark harness (bench/run.sh), per backend URL:
+//!
+//! - uncontended acquire+release (p50/p99), interleaved with the backend's
+//!   raw floor (support/floors.rs) so both see the same machine;
+//! - handoff: the holder starts releasing → a waiter parked in another
+//!   client holds (p50/p99);
+//! - contended throughput: 16 and 64 contenders (one client each) on one
+//!   name, and one client cycling over 1,000 distinct names from 64 tasks;
+//! - 10,000 leases held by one client: the requests it sends per minute
+//!   while only holding (counted by a proxy, support/counting_proxy.rs) and
+//!   resident memory per lease.
+//!
+//! ```text
+//! bench/run.sh                                   # every backend and peer, with a report
+//! cargo bench -p polylock --bench scenarios -- memory:// consul://127.0.0.1:8500
+//! ```
+//! Run the `leases` scenario in a process of its own for a meaningful
+//! memory-per-lease figure (bench/run.sh does; see `POLYLOCK_BENCH_SCENARIOS`).
+//! Prints one line per figure; with `POLYLOCK_BENCH_JSON=FILE` also appends
+//! them to FILE as JSON lines (`backend`, `subject`, `metric`, `value`).
+//! Knobs: `POLYLOCK_BENCH_ITERATIONS` (latency samples, default 200),
+//! `POLYLOCK_BENCH_SECONDS` (throughput window, default 5),
+//! `POLYLOCK_BENCH_LEASES` (default 10 000; `POLYLOCK_BENCH_MONGO_LEASES`,
+//! default 1 000, on MongoDB), `POLYLOCK_BENCH_RENEW_WINDOW`
+//! (seconds of counting renewals, default 30).
+
+#[path = "support/counting_proxy.rs"]
+mod counting_proxy;
+#[path = "support/floors.rs"]
+mod floors;
+#[path = "support/stats.rs"]
+mod stats;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use counting_proxy::{CountingProxy, Protocol};
+use floors::Floor;
+use polylock::{Client, ClientOptions, Event, LockOptions};
+
+const WARMUP: usize = 20;
+
+fn main() {
+    let urls: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if urls.is_empty() {
+        eprintln!("usage: cargo bench -p polylock --bench scenarios -- URL [URL...]");
+        return;
+    }
+    let runtime = stats::runtime();
+    for url in urls {
+        runtime.block_on(run(&url));
+    }
+}
+
+fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `memory`, `consul` or `mongodb`, from the URL's scheme.
+fn backend(url: &str) -> String {
+    url.split("://")
+        .next()
+        .unwrap_or(url)
+        .replace("consul+https", "consul")
+}
+
+/// Prints a figure and appends it to `POLYLOCK_BENCH_JSON`, if set.
+fn emit(backend: &str, subject: &str, metric: &str, value: f64) {
+    println!("{backend:<8} {subject:<10} {metric:<32} {value:>14.1}");
+    if let Ok(path) = std::env::var("POLYLOCK_BENCH_JSON") {
+        let line = serde_json::json!({
+            "backend": backend, "subject": subject, "metric": metric, "value": value,
+        });
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        writeln!(file, "{line}").unwrap();
+    }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// True if `POLYLOCK_BENCH_SCENARIOS` (comma-separated: `latency`,
+/// `contended`, `leases`; default all) includes `scenario`.
+fn wanted(scenario: &str) -> bool {
+    std::env::var("POLYLOCK_BENCH_SCENARIOS")
+        .map(|list| list.split(',').any(|s| s.trim() == scenario))
+        .unwrap_or(true)
+}
+
+async fn run(url: &str) {
+    let b = backend(url);
+    if wanted("latency") {
+        let iterations = stats::iterations(200);
+        uncontended(url, &b, iterations).await;
+        handoff(url, &b, iterations.min(100)).await;
+    }
+    if wanted("contended") {
+        let window = Duration::from_secs(knob("POLYLOCK_BENCH_SECONDS", 5));
+        for contenders in [16, 64] {
+            let (rate, errors) = contended(url, contenders, window).await;
+            emit(
+                &b,
+                "polylock",
+                &format!("throughput_{contenders}_contenders_per_s"),
+                rate,
+            );
+            emit(
+                &b,
+                "polylock",
+                &format!("errors_{contenders}_contenders"),
+                errors as f64,
+            );
+        }
+        let rate = distinct_names(url, 1000, 64, window).await;
+        emit(&b, "polylock", "throughput_1000_names_per_s", rate);
+    }
+    if wanted("leases") {
+        let leases = if b == "mongodb" {
+            // One document (and ~3 requests per renewal) per lease: FerretDB's
+            // SQLite storage serialises writes and cannot keep 10 000 alive.
+            knob("POLYLOCK_BENCH_MONGO_LEASES", 1_000)
+        } else {
+            knob("POLYLOCK_BENCH_LEASES", 10_000)
+        };
+        many_leases(url, &b, leases as usize).await;
+    }
+}
+
+/// Uncontended acquire+release, interleaved with the raw floor.
+async fn uncontended(url: &str, b: &str, iterations: usize) {
+    let s = suffix();
+    let client = Client::connect(url).await.unwrap();
+    let lock = client
+        .lock(&format!("bench/uncontended-{s}"), LockOptions::mutex())
+        .unwrap();
+    let mut floor = Floor::for_url(url, &format!("bench/raw-{s}")).await;
+    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+    for i in 0..WARMUP + iterations {
+        let started = Instant::now();
+        let lease = lock.try_acquire().await.unwrap().expect("uncontended");
+        lease.release().await.unwrap();
+        let took = started.elapsed();
+        if i >= WARMUP {
+            ours.push(took);
+        }
+        if let Some(floor) = floor.as_mut() {
+            let started = Instant::now();
+            floor.acquire_release().await;
+            if i >= WARMUP {
+                raw.push(started.elapsed());
+            }
+        }
+    }
+    let m = stats::median(&mut ours);
+    emit(b, "polylock", "uncontended_p50_us", micros(m));
+    emit(
+        b,
+        "polylock",
+        "uncontended_p99_us",
+        micros(stats::p99(&ours)),
+    );
+    if let Some(floor) = floor {
+        floor.close().await;
+        let m = stats::median(&mut raw);
+        emit(b, "floor", "uncontended_p50_us", micros(m));
+        emit(b, "floor", "uncontended_p99_us", micros(stats::p99(&raw)));
+    }
+}
+
+/// Release starts → a waiter parked in a second client holds.
+async fn handoff(url: &str, b: &str, iterations: usize) {
+    let name = format!("bench/handoff-{}", suffix());
+    let holder = Client::connect(url).await.unwrap();
+    let (tx, mut waiting) = tokio::sync::mpsc::unbounded_channel();
+    let observer = Arc::new(move |e: &Event| {
+        if matches!(e, Event::WaitStarted { .. }) {
+            let _ = tx.send(());
+        }
+    });
+    let waiter = Client::from_options(ClientOptions::new(url).observer(observer))
+        .await
+        .unwrap();
+    let held = holder.lock(&name, LockOptions::mutex()).unwrap();
+    let wanted = waiter.lock(&name, LockOptions::mutex()).unwrap();
+    let mut samples = Vec::new();
+    for i in 0..WARMUP / 4 + iterations {
+        let lease = held.try_acquire().await.unwrap().expect("free");
+        let lock = wanted.clone();
+        let contender = tokio::spawn(async move {
+            let lease = lock.acquire(Duration::from_secs(60)).await.unwrap();
+            (Instant::now(), lease)
+        });
+        waiting.recv().await.unwrap();
+        let released = Instant::now();
+        lease.release().await.unwrap();
+        let (got, next) = contender.await.unwrap();
+        next.release().await.unwrap();
+        if i >= WARMUP / 4 {
+            samples.push(got - released);
+        }
+    }
+    let m = stats::median(&mut samples);
+    emit(b, "polylock", "handoff_p50_us", micros(m));
+    emit(
+        b,
+        "polylock",
+        "handoff_p99_us",
+        micros(stats::p99(&samples)),
+    );
+}
+
+/// Acquisitions per second of `contenders` clients on one name, and how
+/// many acquisitions failed with an error (an overloaded server's).
+async fn contended(url: &str, contenders: usize, window: Duration) -> (f64, u64) {
+    let name = format!("bench/contended-{}", suffix());
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..contenders {
+        clients.push(Client::connect(url).await.unwrap());
+    }
+    let started = Instant::now();
+    let deadline = started + window;
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|client| {
+            let (name, done, errors) = (name.clone(), done.clone(), errors.clone());
+            tokio::spawn(async move {
+                let lock = client.lock(&name, LockOptions::mutex()).unwrap();
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return;
+                    }
+                    match lock.acquire(left).await {
+                        Ok(lease) => {
+                            lease.release().await.unwrap();
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) if e.kind() == polylock::ErrorKind::Timeout => return,
+                        Err(e) => {
+                            eprintln!("contended acquire failed: {e}");
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    (rate, errors.load(Ordering::Relaxed))
+}
+
+/// Acquisitions per second of one client over `names` names from `tasks`
+/// tasks (each task its own share of the names: never contended).
+async fn distinct_names(url: &str, names: usize, tasks: usize, window: Duration) -> f64 {
+    let prefix = format!("bench/names-{}", suffix());
+    let client = Client::connect(url).await.unwrap();
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + window;
+    let workers: Vec<_> = (0..tasks)
+        .map(|t| {
+            let (client, prefix, done) = (client.clone(), prefix.clone(), done.clone());
+            tokio::spawn(async move {
+                let locks: Vec<_> = (t..names)
+                    .step_by(tasks)
+                    .map(|i| {
+                        client
+                            .lock(&format!("{prefix}/{i}"), LockOptions::mutex())
+                            .unwrap()
+                    })
+                    .collect();
+                for lock in locks.iter().cycle() {
+                    if Instant::now() >= deadline {
+                        return;
+                    }
+                    let lease = lock.try_acquire().await.unwrap().expect("uncontended name");
+                    lease.release().await.unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Resident memory of this process, in bytes.
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// `leases` leases held by one client (through a counting proxy where the
+/// backend is a server): requests per minute while holding, memory per lease.
+async fn many_leases(url: &str, b: &str, leases: usize) {
+    let (client_url, proxy) = match proxied(url).await {
+        Some((proxied, proxy)) => (proxied, Some(proxy)),
+        None => (url.to_string(), None),
+    };
+    let prefix = format!("bench/leases-{}", suffix());
+    let before = resident_bytes();
+    let client = Client::connect(&client_url).await.unwrap();
+    let acquired = Instant::now();
+    let held: Vec<_> = futures_util::future::join_all((0..16).map(|t| {
+        let (client, prefix) = (client.clone(), prefix.clone());
+        async move {
+            let mut mine = Vec::new();
+            for i in (t..leases).step_by(16) {
+                let lock = client
+                    .lock(&format!("{prefix}/{i}"), LockOptions::mutex())
+                    .unwrap();
+                mine.push(lock.try_acquire().await.unwrap().expect("free name"));
+            }
+            mine
+        }
+    }))
+    .await
+    .into_iter()
+    .flatten()
+    .collect();
+    let took = acquired.elapsed();
+    let per_lease = resident_bytes().saturating_sub(before) as f64 / leases as f64;
+    emit(
+        b,
+        "polylock",
+        &format!("{leases}_leases_acquire_s"),
+        took.as_secs_f64(),
+    );
+    emit(
+        b,
+        "polylock",
+        &format!("{leases}_leases_rss_bytes_per_lease"),
+        per_lease,
+    );
+    if let Some(proxy) = proxy {
+        let window = Duration::from_secs(knob("POLYLOCK_BENCH_RENEW_WINDOW", 30));
+        let start = proxy.requests();
+        // A measurement window, not synchronisation: the keeper renews on its own.
+        tokio::time::sleep(window).await;
+        let per_minute = (proxy.requests() - start) as f64 * 60.0 / window.as_secs_f64();
+        emit(
+            b,
+            "polylock",
+            &format!("{leases}_leases_requests_per_min"),
+            per_minute,
+        );
+    }
+    let lost = held.iter().filter(|l| !l.is_held()).count();
+    emit(b, "polylock", &format!("{leases}_leases_lost"), lost as f64);
+    futures_util::future::join_all(held.iter().map(|l| l.release())).await;
+}
+
+/// The URL through a counting proxy, for consul:// and mongodb:// URLs.
+async fn proxied(url: &str) -> Option<(String, CountingProxy)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?']).next()?;
+    let target: SocketAddr = host.parse().ok()?;
+    let protocol = match scheme {
+        "consul" => Protocol::Http,
+        "mongodb" => Protocol::Mongo,
+        _ => return None,
+    };
+    let proxy = CountingProxy::start(target, protocol).await;
+    let path = match &rest[host.len()..] {
+        "" => "/",
+        path => path,
+    };
+    let mut proxied = format!("{scheme}://{}{path}", proxy.addr);
+    if scheme == "mongodb" {
+        // The proxy's address is not the server's own: no replica-set discovery.
+        proxied.push(if proxied.contains('?') { '&' } else { '?' });
+        proxied.push_str("directConnection=true");
+    }
+    Some((proxied, proxy))
+}
