@@ -3,8 +3,9 @@
 # (tests/with-servers.sh), runs polylock's scenarios (core/benches/
 # scenarios.rs: memory://, Consul, FerretDB, each with its raw floor) and
 # the peers side by side in the same run — HashiCorp's Go api.Lock and
-# api.Semaphore (bench/peers/consul-go) and mongo-dlock from npm
-# (bench/peers/mongo-dlock) — then writes a Markdown table and a PNG chart.
+# api.Semaphore (bench/peers/consul-go) and mongodb-lock from npm
+# (bench/peers/mongodb-lock; mongo-dlock needs TTL indexes, which FerretDB v1
+# lacks) — then writes a Markdown table and a PNG chart.
 #
 #   bench/run.sh [OUT_DIR]          (default target/bench-report)
 #
@@ -21,7 +22,7 @@ export POLYLOCK_BENCH_JSON="$out/results.jsonl"
 
 cargo bench --no-run -q --locked -p polylock --bench scenarios
 (cd bench/peers/consul-go && GOSUMDB=off GOFLAGS=-mod=mod go build -o "$out/consul-go" .)
-(cd bench/peers/mongo-dlock && npm ci --no-audit --no-fund --silent)
+(cd bench/peers/mongodb-lock && npm ci --no-audit --no-fund --silent)
 venv="$root/target/bench-venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check matplotlib
@@ -44,7 +45,7 @@ bash tests/with-servers.sh bash -c '
   "$POLYLOCK_BENCH_OUT/consul-go" -addr "${POLYLOCK_TEST_CONSUL_URL#consul://}" \
     -iterations "${POLYLOCK_BENCH_ITERATIONS:-200}" -seconds "${POLYLOCK_BENCH_SECONDS:-5}" \
     -json "$POLYLOCK_BENCH_JSON"
-  node bench/peers/mongo-dlock/bench.js "$POLYLOCK_TEST_FERRETDB_URL"
+  node bench/peers/mongodb-lock/bench.js "$POLYLOCK_TEST_FERRETDB_URL"
   for url in memory://bench "$POLYLOCK_TEST_CONSUL_URL" "$POLYLOCK_TEST_FERRETDB_URL"; do
     POLYLOCK_BENCH_SCENARIOS=leases cargo bench -q --locked -p polylock --bench scenarios -- "$url"
   done

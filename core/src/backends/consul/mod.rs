@@ -199,7 +199,7 @@ impl Backend for ConsulBackend {
         }
         let key = self.key(&request.name);
         if request.limit == 1 {
-            mutex::wait_for_change(&self.http, &key, marker, until).await
+            mutex::wait_for_change(&self.http, &self.released, &key, marker, until).await
         } else {
             semaphore::wait_for_change(&self.http, &key, marker, until).await
         }

@@ -172,9 +172,36 @@ pub(crate) async fn watch(http: &ConsulHttp, key: &str, session: &str, since: u6
 /// Waits until `key` changes past `marker`, or `until`.
 pub(crate) async fn wait_for_change(
     http: &ConsulHttp,
+    released: &ReleasedKeys,
     key: &str,
     marker: ChangeMarker,
     until: Option<Instant>,
 ) -> Result<()> {
-    super::wait_past(http, key, false, marker, until).await
+    let mut version = marker.version;
+    loop {
+        let mode = ReadMode::Blocking {
+            index: version,
+            until,
+        };
+        let read = http.read(key, false, mode, false).await?;
+        let timed_out = until.is_some_and(|u| Instant::now() >= u);
+        if version == 0 || timed_out {
+            return Ok(());
+        }
+        if read.index == version {
+            continue; // Consul's own wait ended with nothing new
+        }
+        match read.pairs.first() {
+            // Taken by the next holder: nothing to try, keep waiting.
+            Some(pair) if pair.flags == LOCK_FLAG && pair.holder().is_some() => {
+                version = read.index;
+            }
+            // Free: the next attempt goes straight to the guarded take.
+            Some(pair) if pair.flags == LOCK_FLAG => {
+                released.put(key, pair.modify_index);
+                return Ok(());
+            }
+            _ => return Ok(()),
+        }
+    }
 }

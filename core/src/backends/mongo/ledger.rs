@@ -45,8 +45,10 @@
 //! semaphore acquisitions with different limits are caught on a
 //! best-effort basis only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
+
+use futures_util::TryStreamExt;
 
 use mongodb::bson::{doc, Document};
 use mongodb::Collection;
@@ -399,10 +401,45 @@ impl Ledger {
         Ok(self.get(&doc_id(name, slot, gen + 1)).await?.is_some())
     }
 
-    /// Moves an unreleased generation's expiry; false if it is released or gone.
-    pub(crate) async fn extend(&self, id: &str, expires_at: i64) -> Result<bool> {
-        self.update_unreleased(id, doc! { "$set": { "expires_at": expires_at } })
+    /// The ids among `ids` whose generation exists and, when `unreleased`,
+    /// is not released: one read (`_id` `$in`), whatever the count.
+    pub(crate) async fn present(
+        &self,
+        ids: &[String],
+        unreleased: bool,
+    ) -> Result<HashSet<String>> {
+        let mut cursor = self
+            .coll
+            .find(doc! { "_id": { "$in": ids } })
+            .projection(doc! { "released": 1 })
             .await
+            .map_err(errors::map)?;
+        let mut present = HashSet::new();
+        while let Some(doc) = cursor.try_next().await.map_err(errors::map)? {
+            if unreleased && doc.get_bool("released").unwrap_or(false) {
+                continue;
+            }
+            if let Ok(id) = doc.get_str("_id") {
+                present.insert(id.to_string());
+            }
+        }
+        Ok(present)
+    }
+
+    /// Moves the expiry of every generation in `ids` (one write). Callers
+    /// check first that they are unreleased and hold their write locks.
+    pub(crate) async fn extend_all(&self, ids: &[String], expires_at: i64) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.coll
+            .update_many(
+                doc! { "_id": { "$in": ids } },
+                doc! { "$set": { "expires_at": expires_at } },
+            )
+            .await
+            .map_err(errors::map)?;
+        Ok(())
     }
 
     /// Marks a generation released; false if it was released or gone already.

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::{StreamExt, TryStreamExt};
 use mongodb::options::{ClientOptions, CollectionOptions, ReadConcern, WriteConcern};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -37,8 +36,8 @@ use crate::lock_events::{LockEvent, LockEventKind};
 
 /// How many lost insert races one attempt tolerates before it waits.
 const RACE_RETRIES: u32 = 8;
-/// How many leases one client renews at the same time.
-const RENEW_CONCURRENCY: usize = 32;
+/// Most leases renewed by one batch of requests.
+const RENEW_BATCH: usize = 500;
 
 /// The private part of a Mongo grant.
 struct MongoGrant {
@@ -59,22 +58,6 @@ pub struct MongoBackend {
 }
 
 impl MongoBackend {
-    /// Extends one lease's expiry and checks it is still the holder.
-    async fn renew_one(&self, grant: &Arc<Grant>) -> Result<RenewOutcome> {
-        let detail = grant.detail::<MongoGrant>();
-        let _writing = detail.writes.lock().await;
-        let expires_at = self.clock.now_ms() + grant.ttl.as_millis() as i64;
-        Ok(if !self.ledger.extend(&detail.id, expires_at).await? {
-            RenewOutcome::Lost {
-                reason: "the lease's document was released or removed".into(),
-            }
-        } else if let Some(reason) = self.still_ours(grant, detail).await? {
-            RenewOutcome::Lost { reason }
-        } else {
-            RenewOutcome::Renewed { ttl: grant.ttl }
-        })
-    }
-
     /// Connects, checks the credentials, measures the server clock, and
     /// prepares the collections (index, capped events collection).
     pub async fn connect(config: MongoConfig) -> Result<Self> {
@@ -236,7 +219,8 @@ impl MongoBackend {
             fencing_token: u64::try_from(token).ok(),
             ttl: request.ttl,
             proven_until: None,
-            renewal_unit: None,
+            // One batched renewal for every lease of this client with this TTL.
+            renewal_unit: Some(format!("mongodb-ttl-{}", request.ttl.as_millis())),
             detail: Arc::new(MongoGrant {
                 id: generation.id,
                 slot,
@@ -244,6 +228,51 @@ impl MongoBackend {
                 writes: tokio::sync::Mutex::new(()),
             }),
         })))
+    }
+
+    /// Renews a batch of leases (one TTL) in three requests: which are still
+    /// unreleased, extend those, and whether a newer generation took any
+    /// slot over. Holds every lease's write lock throughout, so no release
+    /// interleaves (only a holder writes its document).
+    async fn renew_batch(&self, grants: &[Arc<Grant>]) -> Result<Vec<RenewOutcome>> {
+        let details: Vec<&MongoGrant> = grants.iter().map(|g| g.detail::<MongoGrant>()).collect();
+        let mut writing = Vec::with_capacity(details.len());
+        for detail in &details {
+            writing.push(detail.writes.lock().await);
+        }
+        let ids: Vec<String> = details.iter().map(|d| d.id.clone()).collect();
+        let unreleased = self.ledger.present(&ids, true).await?;
+        let live: Vec<String> = ids
+            .iter()
+            .filter(|id| unreleased.contains(*id))
+            .cloned()
+            .collect();
+        let ttl = grants.first().map_or(Duration::ZERO, |g| g.ttl);
+        let expires_at = self.clock.now_ms() + ttl.as_millis() as i64;
+        self.ledger.extend_all(&live, expires_at).await?;
+        let successors: Vec<String> = grants
+            .iter()
+            .zip(&details)
+            .map(|(g, d)| doc_id(&g.name, d.slot, d.gen + 1))
+            .collect();
+        let taken = self.ledger.present(&successors, false).await?;
+        Ok(grants
+            .iter()
+            .zip(ids.iter().zip(&successors))
+            .map(|(grant, (id, successor))| {
+                if !unreleased.contains(id) {
+                    RenewOutcome::Lost {
+                        reason: "the lease's document was released or removed".into(),
+                    }
+                } else if taken.contains(successor) {
+                    RenewOutcome::Lost {
+                        reason: "the lease expired and another holder took its slot".into(),
+                    }
+                } else {
+                    RenewOutcome::Renewed { ttl: grant.ttl }
+                }
+            })
+            .collect())
     }
 
     /// Checks, after a write to a lease's own document, that nobody took
@@ -269,7 +298,7 @@ impl Backend for MongoBackend {
             loss_watch: true,
             change_notifications: true,
             semaphores: true,
-            shared_renewal: false,
+            shared_renewal: true,
             event_stream: true,
         }
     }
@@ -303,13 +332,11 @@ impl Backend for MongoBackend {
     }
 
     async fn renew(&self, grants: &[Arc<Grant>]) -> Result<Vec<RenewOutcome>> {
-        // Each lease is its own document: renew them concurrently, a bounded
-        // number at a time, so thousands of leases renew within their TTL.
-        let renewals: Vec<_> = grants.iter().map(|grant| self.renew_one(grant)).collect();
-        futures_util::stream::iter(renewals)
-            .buffered(RENEW_CONCURRENCY)
-            .try_collect()
-            .await
+        let mut outcomes = Vec::with_capacity(grants.len());
+        for batch in grants.chunks(RENEW_BATCH) {
+            outcomes.extend(self.renew_batch(batch).await?);
+        }
+        Ok(outcomes)
     }
 
     async fn release(&self, grant: &Grant) -> Result<()> {
