@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Every test phase, run by tests/run.sh inside tests/with-servers.sh (so the
-# servers' URLs are set): the Rust workspace, the Python package (installed
+# servers' URLs are set): the Rust workspace (every test binary even after a
+# failure, showing what passing tests print, such as the fault suite's
+# counts), the Python package (installed
 # with pip, tested with pytest), the Node package (npm install, node --test),
 # then the C ABI under valgrind and its Ruby
 # and Go consumers, then Rust, Python, Node and C contenders on one lock. Runs every phase even after a failure and
@@ -9,7 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 phases=(
-  "rust:cargo test --workspace --locked"
+  "rust:cargo test --workspace --locked --no-fail-fast -- --show-output"
   "python:bash bindings-python/run-tests.sh"
   "node:bash bindings-node/run-tests.sh"
   "c-abi:bash bindings-c/tests/run-c-tests.sh"

@@ -47,6 +47,16 @@ async fn stress(url: &str) {
     let tokens = Arc::new(Mutex::new(Vec::with_capacity(CONTENDERS * rounds)));
     let watcher = Client::connect(url).await.unwrap();
     let mut events = watcher.watch(&name).unwrap();
+    // Read the stream while the contenders run, so none of it is skipped
+    // for falling behind: counts the expiries seen.
+    let (expired_tx, mut expired_rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            if event.kind == LockEventKind::Expired {
+                let _ = expired_tx.send(());
+            }
+        }
+    });
     let mut tasks = Vec::new();
     for contender in 0..CONTENDERS {
         let client = Client::connect(url).await.unwrap();
@@ -92,14 +102,11 @@ async fn stress(url: &str) {
         );
     }
     // Every abandoned lease was taken over after it expired.
-    let mut expired = 0;
-    while expired < EXPIRING {
-        let event = tokio::time::timeout(WAIT, events.next())
+    for _ in 0..EXPIRING {
+        tokio::time::timeout(WAIT, expired_rx.recv())
             .await
-            .expect("events arrive")
+            .expect("every expiry is reported")
             .expect("the stream stays open");
-        if event.kind == LockEventKind::Expired {
-            expired += 1;
-        }
     }
+    reader.abort();
 }
