@@ -72,6 +72,16 @@ export type LockEvent = {
      */
     fencingToken: bigint | null | undefined;
 };
+export type Registration = {
+    /**
+     * The registered name (without the namespace).
+     */
+    name: string;
+    /**
+     * The value it is registered with.
+     */
+    value: string;
+};
 /** A backend connection, chosen by URL: memory://, consul://host:port, mongodb://…. */
 export class Client {
     /**
@@ -102,6 +112,12 @@ export class Client {
      * @returns {LockEvents}
      */
     watch(name: string): LockEvents;
+    /**
+     * The name registry `namespace` (a valid lock name).
+     * @param {string} namespace
+     * @returns {Registry}
+     */
+    registry(namespace: string): Registry;
 }
 /** A lock handle; holds at most one lease at a time. */
 export class Lock {
@@ -253,6 +269,51 @@ export class LockEvents implements AsyncIterableIterator<LockEvent> {
     return(): Promise<IteratorResult<LockEvent, undefined>>;
     /** @returns {LockEvents} */
     [Symbol.asyncIterator](): LockEvents;
+}
+/**
+ * @typedef {object} Registration
+ * @property {string} name The registered name (without the namespace).
+ * @property {string} value The value it is registered with.
+ */
+/**
+ * Names registered in one namespace (`client.registry("services")`), by any
+ * client of the backend. A registration is a lease this client keeps
+ * renewing until `unregister()` or the end of the process.
+ */
+export class Registry {
+    /**
+     * @param {Promise<any>} inner
+     * @param {string} namespace
+     */
+    constructor(inner: Promise<any>, namespace: string);
+    /** @private */
+    private _inner;
+    /** The namespace. @type {string} */
+    namespace: string;
+    /**
+     * Registers `name` with `value`; rejects with CONFLICT if it is taken.
+     * @param {string} name
+     * @param {string} value
+     * @returns {Promise<void>}
+     */
+    register(name: string, value: string): Promise<void>;
+    /**
+     * The value `name` is registered with, or null.
+     * @param {string} name
+     * @returns {Promise<string | null>}
+     */
+    whereis(name: string): Promise<string | null>;
+    /**
+     * Gives up this client's registration of `name`; NOT_HELD if it has none.
+     * @param {string} name
+     * @returns {Promise<void>}
+     */
+    unregister(name: string): Promise<void>;
+    /**
+     * Every registered name of the namespace with its value, sorted by name.
+     * @returns {Promise<Registration[]>}
+     */
+    list(): Promise<Registration[]>;
 }
 /**
  * Every polylock failure. `code` is stable: LOCK_TIMEOUT, LOCK_LOST,

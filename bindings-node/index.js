@@ -348,6 +348,71 @@ class LockEvents {
   }
 }
 
+/**
+ * @typedef {object} Registration
+ * @property {string} name The registered name (without the namespace).
+ * @property {string} value The value it is registered with.
+ */
+
+/**
+ * Names registered in one namespace (`client.registry("services")`), by any
+ * client of the backend. A registration is a lease this client keeps
+ * renewing until `unregister()` or the end of the process.
+ */
+class Registry {
+  /**
+   * @param {Promise<any>} inner
+   * @param {string} namespace
+   */
+  constructor(inner, namespace) {
+    /** @private */
+    this._inner = inner;
+    this._inner.catch(() => {});
+    /** The namespace. @type {string} */
+    this.namespace = namespace;
+  }
+
+  /**
+   * Registers `name` with `value`; rejects with CONFLICT if it is taken.
+   * @param {string} name
+   * @param {string} value
+   * @returns {Promise<void>}
+   */
+  async register(name, value) {
+    const inner = await this._inner;
+    return mapped(() => inner.register(name, value));
+  }
+
+  /**
+   * The value `name` is registered with, or null.
+   * @param {string} name
+   * @returns {Promise<string | null>}
+   */
+  async whereis(name) {
+    const inner = await this._inner;
+    return mapped(() => inner.whereis(name));
+  }
+
+  /**
+   * Gives up this client's registration of `name`; NOT_HELD if it has none.
+   * @param {string} name
+   * @returns {Promise<void>}
+   */
+  async unregister(name) {
+    const inner = await this._inner;
+    return mapped(() => inner.unregister(name));
+  }
+
+  /**
+   * Every registered name of the namespace with its value, sorted by name.
+   * @returns {Promise<Registration[]>}
+   */
+  async list() {
+    const inner = await this._inner;
+    return mapped(() => inner.list());
+  }
+}
+
 /** A backend connection, chosen by URL: memory://, consul://host:port, mongodb://…. */
 class Client {
   /**
@@ -390,6 +455,18 @@ class Client {
   watch(name) {
     return new LockEvents(this._ready.then((inner) => mapped(() => inner.watch(name))));
   }
+
+  /**
+   * The name registry `namespace` (a valid lock name).
+   * @param {string} namespace
+   * @returns {Registry}
+   */
+  registry(namespace) {
+    return new Registry(
+      this._ready.then((inner) => mapped(() => inner.registry(namespace))),
+      namespace,
+    );
+  }
 }
 
-module.exports = { Client, Lock, Lease, LockEvents, PolylockError };
+module.exports = { Client, Lock, Lease, LockEvents, Registry, PolylockError };

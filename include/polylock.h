@@ -270,6 +270,45 @@ polylock_status polylock_on_lost(polylock_lock *lock,
                                  void *user_data,
                                  polylock_user_data_free user_data_free);
 
+// Registers `name` in `namespace` with `value`, held while the process
+// lives (or until `polylock_unregister`). `POLYLOCK_CONFLICT` when the name
+// is registered already. Blocks for one backend round trip or two.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated.
+polylock_status polylock_register(const polylock_client *client,
+                                  const char *namespace_,
+                                  const char *name,
+                                  const char *value);
+
+// Looks `name` up in `namespace`: `*value_out` is its value, caller-owned
+// (free it with `polylock_string_free`), or NULL when it is not registered.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `value_out` is NULL or writable.
+polylock_status polylock_whereis(const polylock_client *client,
+                                 const char *namespace_,
+                                 const char *name,
+                                 char **value_out);
+
+// Gives up this client's registration of `name`; `POLYLOCK_NOT_HELD` when
+// this client did not register it.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated.
+polylock_status polylock_unregister(const polylock_client *client,
+                                    const char *namespace_,
+                                    const char *name);
+
+// Every registered name of `namespace` as a JSON object `{"name": "value",
+// …}` in `*json_out`, caller-owned (free it with `polylock_string_free`).
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `json_out` is NULL or writable.
+polylock_status polylock_registry_list(const polylock_client *client,
+                                       const char *namespace_,
+                                       char **json_out);
+
 // The stable lowercase name of `status` (`"timeout"`, `"lost"`, …; the
 // same codes the other bindings use), or `"unknown"` for a value that is
 // not a status. Static storage: never free it.

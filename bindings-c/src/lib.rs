@@ -14,6 +14,7 @@ mod client;
 mod handles;
 mod lock;
 mod lost;
+mod registry;
 mod status;
 
 pub use call::{polylock_last_error, polylock_string_free};

@@ -5,6 +5,7 @@ use polylock::{ClientOptions, LockOptions, Secret};
 
 use crate::errors::{millis, IntoJs};
 use crate::lock::NativeLock;
+use crate::registry::NativeRegistry;
 use crate::watch::NativeEvents;
 
 /// Client options from JavaScript.
@@ -79,6 +80,12 @@ impl NativeClient {
     #[napi]
     pub fn watch(&self, name: String) -> napi::Result<NativeEvents> {
         Ok(NativeEvents::new(self.inner.watch(&name).js()?))
+    }
+
+    /// The name registry `namespace`.
+    #[napi]
+    pub fn registry(&self, namespace: String) -> napi::Result<NativeRegistry> {
+        Ok(NativeRegistry::new(self.inner.registry(&namespace).js()?))
     }
 
     /// The backend's URL scheme.

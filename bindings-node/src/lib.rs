@@ -15,4 +15,5 @@ mod client;
 mod errors;
 mod lease;
 mod lock;
+mod registry;
 mod watch;

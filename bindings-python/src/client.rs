@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use crate::bridge;
 use crate::errors::to_py;
 use crate::lock::Lock;
+use crate::registry::Registry;
 
 /// A backend connection (on Consul: one session renewing all its leases),
 /// chosen by URL: `memory://`, `consul://host:port`, `mongodb://…`.
@@ -104,6 +105,12 @@ impl Client {
         }
         let lock = self.inner.lock(name, options).map_err(|e| to_py(py, e))?;
         Ok(Lock::new(lock))
+    }
+
+    /// The name registry `namespace` (a valid lock name) of this backend.
+    fn registry(&self, py: Python<'_>, namespace: &str) -> PyResult<Registry> {
+        let registry = self.inner.registry(namespace).map_err(|e| to_py(py, e))?;
+        Ok(Registry::new(registry))
     }
 
     /// The URL scheme of the backend (`"memory"`, `"consul"`, `"mongodb"`).

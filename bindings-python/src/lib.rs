@@ -12,6 +12,7 @@ mod errors;
 mod lease;
 mod lock;
 mod lost;
+mod registry;
 
 use pyo3::prelude::*;
 
@@ -23,6 +24,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<lock::Lock>()?;
     module.add_class::<lease::Lease>()?;
     module.add_class::<lost::LostEvent>()?;
+    module.add_class::<registry::Registry>()?;
     module.add_function(wrap_pyfunction!(bridge::_shutdown, module)?)?;
     Ok(())
 }

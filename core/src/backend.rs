@@ -10,7 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::inspect::LockStatus;
 
 /// What a backend can do; the conformance suite gates its tests on these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,9 @@ pub struct Capabilities {
     pub shared_renewal: bool,
     /// [`Backend::lock_events`] streams every client's acquisitions and releases.
     pub event_stream: bool,
+    /// [`Backend::status`], [`Backend::list`], [`Backend::force_release`] and
+    /// [`Backend::renew_holder`] work (operator views and the name registry).
+    pub inspection: bool,
 }
 
 /// One acquisition request, checked and with defaults filled in.
@@ -179,6 +183,42 @@ pub trait Backend: Send + Sync + 'static {
     /// backends with [`Capabilities::event_stream`].
     fn lock_events(&self) -> Option<tokio::sync::broadcast::Receiver<crate::LockEvent>> {
         None
+    }
+
+    /// Who holds `name` now (any client).
+    async fn status(&self, name: &str) -> Result<LockStatus> {
+        let _ = name;
+        Err(self.unsupported("lock status"))
+    }
+
+    /// The names starting with `prefix` that somebody holds now, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let _ = prefix;
+        Err(self.unsupported("listing locks"))
+    }
+
+    /// Takes the leases on `name` away from their holders (only `holder`'s
+    /// when given), as an operator would; returns how many were released.
+    /// The holders learn it as a lost lease.
+    async fn force_release(&self, name: &str, holder: Option<&str>) -> Result<u32> {
+        let _ = (name, holder);
+        Err(self.unsupported("releasing another process's lease"))
+    }
+
+    /// Renews `holder`'s lease on `name` for `ttl` (backends that renew a
+    /// session may keep its own TTL); returns the TTL granted. Fails with
+    /// [`Error::NotHeld`] when `holder` does not hold `name`.
+    async fn renew_holder(&self, name: &str, holder: &str, ttl: Duration) -> Result<Duration> {
+        let _ = (name, holder, ttl);
+        Err(self.unsupported("renewing another process's lease"))
+    }
+
+    /// The error for an operation this backend does not offer.
+    fn unsupported(&self, what: &str) -> Error {
+        Error::invalid(format!(
+            "the {} backend does not support {what}",
+            self.scheme()
+        ))
     }
 
     /// Frees what the backend keeps for the client (sessions, connections).

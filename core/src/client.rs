@@ -14,8 +14,9 @@ use crate::error::{Error, Result};
 use crate::events::{Event, Observers};
 use crate::keeper::{Keeper, Timing};
 use crate::lease::{Lease, LeaseCore, LeaseRef};
-use crate::lock_events::LockEvents;
+use crate::lock_events::{LockEvents, Selection};
 use crate::options::{validate_name, ClientOptions, LockOptions, ResolvedLockOptions};
+use crate::registry::Registrations;
 use crate::runtime;
 use crate::waiting::{self, CallerGone, Wait};
 
@@ -25,6 +26,8 @@ pub(crate) struct ClientInner {
     pub(crate) keeper: Keeper,
     pub(crate) observers: Observers,
     pub(crate) options: ClientOptions,
+    /// The names this client registered ([`crate::Registry`]).
+    pub(crate) registrations: Registrations,
     pid: u32,
     next_lease: AtomicU64,
 }
@@ -86,6 +89,7 @@ impl Client {
                     keeper,
                     observers,
                     options,
+                    registrations: Registrations::default(),
                     pid: std::process::id(),
                     next_lease: AtomicU64::new(1),
                 }),
@@ -121,13 +125,24 @@ impl Client {
     /// client, from now on. Needs [`Capabilities::event_stream`].
     pub fn watch(&self, name: &str) -> Result<LockEvents> {
         validate_name(name)?;
-        let events = self.inner.backend.lock_events().ok_or_else(|| {
-            Error::invalid(format!(
-                "the {} backend has no lock event stream",
-                self.inner.backend.scheme()
-            ))
-        })?;
-        Ok(LockEvents::new(name.to_string(), events))
+        self.lock_events(Selection::Name(name.to_string()))
+    }
+
+    /// The acquisitions, releases and expiries of every lock whose name
+    /// starts with `prefix`, by every client, from now on. Needs
+    /// [`Capabilities::event_stream`].
+    pub fn watch_prefix(&self, prefix: &str) -> Result<LockEvents> {
+        crate::inspect::validate_prefix(prefix)?;
+        self.lock_events(Selection::Prefix(prefix.to_string()))
+    }
+
+    fn lock_events(&self, selection: Selection) -> Result<LockEvents> {
+        let events = self
+            .inner
+            .backend
+            .lock_events()
+            .ok_or_else(|| self.inner.backend.unsupported("lock event streams"))?;
+        Ok(LockEvents::new(selection, events))
     }
 
     /// What the backend can do.

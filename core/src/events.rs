@@ -25,6 +25,8 @@ pub enum Event {
     Released {
         /// The lock's name.
         name: String,
+        /// How long the lease was held.
+        held: Duration,
     },
     /// A renewal proved a lease still held.
     Renewed {
@@ -37,6 +39,8 @@ pub enum Event {
         name: String,
         /// Why.
         reason: String,
+        /// How long the lease was held until it was lost.
+        held: Duration,
     },
     /// An acquire call found the lock busy and started waiting.
     WaitStarted {

@@ -335,6 +335,7 @@ fn lose(shared: &Shared, lease: &LeaseCore, reason: &str) {
         shared.observers.emit(|| Event::Lost {
             name: lease.grant.name.clone(),
             reason: reason.to_string(),
+            held: lease.acquired_at.elapsed(),
         });
     }
 }

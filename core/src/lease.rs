@@ -66,6 +66,8 @@ pub(crate) struct LeaseCore {
     pub(crate) id: u64,
     pub(crate) grant: Arc<Grant>,
     pub(crate) value: String,
+    /// When the lease was granted (for hold-time metrics).
+    pub(crate) acquired_at: Instant,
     state: Mutex<State>,
     ending: watch::Sender<Ending>,
 }
@@ -76,6 +78,7 @@ impl LeaseCore {
             id,
             grant: Arc::new(grant),
             value,
+            acquired_at: Instant::now(),
             state: Mutex::new(State {
                 status: Status::Held,
                 deadline,
@@ -293,6 +296,7 @@ impl LeaseRef {
                 self.client.keeper.forget(&self.core);
                 self.client.observers.emit(|| Event::Released {
                     name: self.core.grant.name.clone(),
+                    held: self.core.acquired_at.elapsed(),
                 });
             }
             Err(Error::Lost { reason, .. }) => {

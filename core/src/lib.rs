@@ -34,11 +34,15 @@ pub mod blocking;
 mod client;
 mod error;
 pub mod events;
+pub mod inspect;
 mod keeper;
 mod lease;
 mod lock_events;
+pub mod metrics;
 mod options;
+mod registry;
 mod runtime;
+mod traced;
 pub mod url;
 mod waiting;
 
@@ -46,12 +50,14 @@ pub use backend::Capabilities;
 pub use client::{Client, Lock};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Observer};
+pub use inspect::{HolderStatus, LockStatus};
 pub use lease::{Lease, LostCallback, LostEvent};
 pub use lock_events::{LockEvent, LockEventKind, LockEvents};
 pub use options::{
     default_holder_value, validate_limit, validate_name, validate_ttl, ClientOptions, LockOptions,
     Secret, DEFAULT_TTL, MAX_NAME_LEN, MAX_TTL, MAX_VALUE_LEN, MIN_TTL,
 };
+pub use registry::{Registry, RegistryEvent, RegistryEvents};
 pub use waiting::Wait;
 
 /// Runs `fut` on polylock's shared runtime (where all backend I/O runs) and

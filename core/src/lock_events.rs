@@ -33,26 +33,45 @@ pub struct LockEvent {
     pub fencing_token: Option<u64>,
 }
 
-/// The events of one lock, from when [`crate::Client::watch`] was called.
+/// Which locks a [`LockEvents`] stream follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Selection {
+    /// One lock.
+    Name(String),
+    /// Every lock whose name starts with this.
+    Prefix(String),
+}
+
+impl Selection {
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Selection::Name(wanted) => name == wanted,
+            Selection::Prefix(prefix) => name.starts_with(prefix.as_str()),
+        }
+    }
+}
+
+/// The events of one lock ([`crate::Client::watch`]) or of every lock under
+/// a prefix ([`crate::Client::watch_prefix`]), from when the stream was made.
 pub struct LockEvents {
-    name: String,
+    selection: Selection,
     events: broadcast::Receiver<LockEvent>,
 }
 
 impl LockEvents {
-    pub(crate) fn new(name: String, events: broadcast::Receiver<LockEvent>) -> Self {
-        LockEvents { name, events }
+    pub(crate) fn new(selection: Selection, events: broadcast::Receiver<LockEvent>) -> Self {
+        LockEvents { selection, events }
     }
 
-    /// The next event of this lock; `None` once the client is gone. Events a
-    /// slow consumer fell too far behind on are skipped (and logged).
+    /// The next event of the locks followed; `None` once the client is gone.
+    /// Events a slow consumer fell too far behind on are skipped (and logged).
     pub async fn next(&mut self) -> Option<LockEvent> {
         loop {
             match self.events.recv().await {
-                Ok(event) if event.name == self.name => return Some(event),
+                Ok(event) if self.selection.matches(&event.name) => return Some(event),
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(name = %self.name, missed, "lock event consumer fell behind")
+                    tracing::warn!(selection = ?self.selection, missed, "lock event consumer fell behind")
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }

@@ -31,8 +31,14 @@ pub(crate) fn parse(text: &str) -> Result<Url> {
     })
 }
 
-/// Connects the backend `options.url` names.
+/// Connects the backend `options.url` names, every call traced
+/// ([`crate::traced`]).
 pub(crate) async fn connect(options: &ClientOptions) -> Result<Arc<dyn Backend>> {
+    let backend = connect_untraced(options).await?;
+    Ok(Arc::new(crate::traced::TracedBackend(backend)))
+}
+
+async fn connect_untraced(options: &ClientOptions) -> Result<Arc<dyn Backend>> {
     let url = parse(&options.url)?;
     match url.scheme() {
         "memory" => Ok(Arc::new(memory::MemoryBackend::from_url(&url)?)),

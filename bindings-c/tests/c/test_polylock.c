@@ -410,6 +410,35 @@ static void test_threads(void) {
   CHECK(atomic_load(&overlaps) == 0);
 }
 
+static void test_registry(polylock_client *a, polylock_client *b) {
+  char ns[128];
+  lock_name(ns, sizeof ns, "registry");
+  CHECK_STATUS(polylock_register(a, ns, "db", "10.0.0.5:5432"), POLYLOCK_OK);
+  char *value = NULL;
+  CHECK_STATUS(polylock_whereis(b, ns, "db", &value), POLYLOCK_OK);
+  CHECK(value != NULL && strcmp(value, "10.0.0.5:5432") == 0);
+  polylock_string_free(value);
+  value = (char *)1;
+  CHECK_STATUS(polylock_whereis(b, ns, "nobody", &value), POLYLOCK_OK);
+  CHECK(value == NULL);
+  CHECK_STATUS(polylock_register(b, ns, "db", "elsewhere"), POLYLOCK_CONFLICT);
+  CHECK(strstr(polylock_last_error(), "10.0.0.5:5432") != NULL);
+  char *json = NULL;
+  CHECK_STATUS(polylock_registry_list(b, ns, &json), POLYLOCK_OK);
+  CHECK(json != NULL && strcmp(json, "{\"db\":\"10.0.0.5:5432\"}") == 0);
+  polylock_string_free(json);
+  CHECK_STATUS(polylock_unregister(b, ns, "db"), POLYLOCK_NOT_HELD);
+  CHECK_STATUS(polylock_unregister(a, ns, "db"), POLYLOCK_OK);
+  CHECK_STATUS(polylock_whereis(b, ns, "db", &value), POLYLOCK_OK);
+  CHECK(value == NULL);
+  /* Bad input: NULLs, bad names, non-UTF-8. */
+  CHECK_STATUS(polylock_register(a, NULL, "db", "x"), POLYLOCK_INVALID_ARGUMENT);
+  CHECK_STATUS(polylock_register(a, ns, "a//b", "x"), POLYLOCK_INVALID_ARGUMENT);
+  CHECK_STATUS(polylock_register(a, ns, "db", "\xff"), POLYLOCK_INVALID_ARGUMENT);
+  CHECK_STATUS(polylock_whereis(a, ns, "db", NULL), POLYLOCK_INVALID_ARGUMENT);
+  CHECK_STATUS(polylock_registry_list(NULL, ns, &json), POLYLOCK_INVALID_HANDLE);
+}
+
 int main(int argc, char **argv) {
   url = argc > 1 ? argv[1] : "memory://";
   snprintf(prefix, sizeof prefix, "c-test/%ld", (long)getpid());
@@ -421,6 +450,7 @@ int main(int argc, char **argv) {
   test_bad_input(a);
   test_mutex(a, b);
   test_semaphore(a, b, c);
+  test_registry(a, b);
   test_lost_callbacks(c);
   test_threads();
   CHECK_STATUS(polylock_client_free(a), POLYLOCK_OK);

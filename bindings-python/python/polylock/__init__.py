@@ -18,7 +18,7 @@ import atexit
 from typing import Any, Callable, Optional
 
 from . import _native
-from ._native import Client, Lease, Lock, LostEvent
+from ._native import Client, Lease, Lock, LostEvent, Registry
 from .errors import (
     AuthError,
     BackendError,
@@ -168,6 +168,7 @@ __all__ = [
     "AsyncLock",
     "Lease",
     "LostEvent",
+    "Registry",
     "Error",
     "LockTimeout",
     "LockLost",

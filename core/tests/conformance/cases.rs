@@ -439,7 +439,7 @@ pub async fn observers_see_the_lease_lifecycle(h: &Harness) {
     assert_eq!(token, lease.fencing_token());
     lease.release().await.unwrap();
     next_event(&mut events, |e| {
-        matches!(e, Event::Released { name: n } if *n == name).then_some(())
+        matches!(e, Event::Released { name: n, .. } if *n == name).then_some(())
     })
     .await;
 }
@@ -526,4 +526,179 @@ pub async fn lock_event_stream_shows_every_client(h: &Harness) {
         "{seen:?}"
     );
     taker.release().await.unwrap();
+}
+
+pub async fn status_list_and_operator_release(h: &Harness) {
+    let name = h.name("inspect");
+    let client = h.client().await;
+    let other = h.client().await;
+    assert!(other.status(&name).await.unwrap().is_free());
+    let lease = client
+        .lock(&name, mutex(15).value("worker-7"))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("the lock is free");
+    // Another client sees the holder, its value and token.
+    let status = other.status(&name).await.unwrap();
+    assert_eq!(status.limit, Some(1));
+    assert_eq!(status.holders.len(), 1, "{status:?}");
+    let holder = &status.holders[0];
+    assert_eq!(holder.holder, lease.holder());
+    assert_eq!(holder.value, "worker-7");
+    if let (Some(seen), Some(own)) = (holder.fencing_token, lease.fencing_token()) {
+        assert_eq!(seen, own);
+    }
+    let prefix = name.rsplit_once('/').unwrap().0.to_string() + "/";
+    assert!(other.list(&prefix).await.unwrap().contains(&name));
+    // Renewal by holder id, from another client.
+    other
+        .renew_holder(&name, lease.holder(), Duration::from_secs(15))
+        .await
+        .unwrap();
+    let nobody = other
+        .renew_holder(&name, "no-such-holder", Duration::from_secs(15))
+        .await;
+    assert_eq!(nobody.unwrap_err().kind(), ErrorKind::NotHeld);
+    assert_eq!(
+        other
+            .release_holder(&name, "no-such-holder")
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotHeld
+    );
+    // The operator's force release: the holder learns it lost the lease.
+    assert_eq!(other.force_release(&name).await.unwrap(), 1);
+    let lost = tokio::time::timeout(EVENT_LIMIT, lease.lost())
+        .await
+        .expect("the holder learns of the force release");
+    assert!(lost.is_some());
+    assert!(other.status(&name).await.unwrap().is_free());
+    assert!(!other.list(&prefix).await.unwrap().contains(&name));
+    let next = hold(&other, &name).await;
+    assert!(next.fencing_token() > lease.fencing_token());
+    next.release().await.unwrap();
+    // Bad input is typed.
+    assert_eq!(
+        other.status("bad name").await.unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        other.list("a//b").await.unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+}
+
+pub async fn registry_registers_looks_up_and_unregisters(h: &Harness) {
+    let namespace = h.name("registry");
+    let client = h.client().await;
+    let other = h.client().await;
+    let registry = client.registry(&namespace).unwrap();
+    let seen_by_other = other.registry(&namespace).unwrap();
+    let mut events = seen_by_other.events().ok();
+    registry.register("db", "10.0.0.5:5432").await.unwrap();
+    registry.register("cache", "10.0.0.6:6379").await.unwrap();
+    assert_eq!(
+        seen_by_other.whereis("db").await.unwrap().as_deref(),
+        Some("10.0.0.5:5432")
+    );
+    assert_eq!(seen_by_other.whereis("nobody").await.unwrap(), None);
+    // Taken, by this client or another.
+    let again = registry.register("db", "elsewhere").await.unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::Conflict);
+    let taken = seen_by_other.register("db", "elsewhere").await.unwrap_err();
+    assert_eq!(taken.kind(), ErrorKind::Conflict);
+    assert!(taken.to_string().contains("10.0.0.5:5432"), "{taken}");
+    assert_eq!(
+        seen_by_other.list().await.unwrap(),
+        vec![
+            ("cache".to_string(), "10.0.0.6:6379".to_string()),
+            ("db".to_string(), "10.0.0.5:5432".to_string()),
+        ]
+    );
+    // Only the registering client can unregister.
+    assert_eq!(
+        seen_by_other.unregister("db").await.unwrap_err().kind(),
+        ErrorKind::NotHeld
+    );
+    registry.unregister("db").await.unwrap();
+    assert_eq!(seen_by_other.whereis("db").await.unwrap(), None);
+    seen_by_other.register("db", "10.0.0.9:5432").await.unwrap();
+    if let Some(events) = &mut events {
+        let mut seen = Vec::new();
+        while seen.len() < 4 {
+            let event = tokio::time::timeout(EVENT_LIMIT, events.next())
+                .await
+                .expect("registry events arrive")
+                .unwrap();
+            seen.push((event.name, event.registered));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("db".to_string(), true),
+                ("cache".to_string(), true),
+                ("db".to_string(), false),
+                ("db".to_string(), true),
+            ]
+        );
+    }
+    assert_eq!(
+        client.registry("bad name").unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        registry.register("a//b", "x").await.unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    registry.unregister("cache").await.unwrap();
+    seen_by_other.unregister("db").await.unwrap();
+}
+
+pub async fn metrics_count_the_lease_lifecycle(h: &Harness) {
+    let name = h.name("metrics");
+    let metrics = Arc::new(polylock::metrics::Metrics::new());
+    let client = h
+        .client_with(|options| options.observers.push(metrics.clone()))
+        .await;
+    let lease = hold(&client, &name).await;
+    lease.renew().await.unwrap();
+    lease.release().await.unwrap();
+    let timed_out = client
+        .lock(&name, mutex(15))
+        .unwrap()
+        .acquire(Duration::from_millis(1))
+        .await;
+    // Free, so granted at once; hold it and time a second client out.
+    let held = timed_out.unwrap();
+    let other = h
+        .client_with(|options| options.observers.push(metrics.clone()))
+        .await;
+    let refused = other
+        .lock(&name, mutex(15))
+        .unwrap()
+        .acquire(Duration::from_secs(2))
+        .await;
+    assert_eq!(refused.unwrap_err().kind(), ErrorKind::Timeout);
+    held.release().await.unwrap();
+    let snapshot = metrics.snapshot();
+    assert_eq!(snapshot.acquisitions, 2);
+    assert_eq!(snapshot.releases, 2);
+    assert!(snapshot.renewals >= 1);
+    assert_eq!(snapshot.losses, 0);
+    // The refused acquire waited unless its first attempt outlasted the
+    // timeout; either way every wait ended without the lock.
+    assert!(snapshot.waits <= 1);
+    assert_eq!(snapshot.waits_abandoned, snapshot.waits);
+    assert_eq!(snapshot.wait_time.count, snapshot.waits);
+    assert_eq!(snapshot.acquire_latency.count, 2);
+    assert_eq!(snapshot.hold_time.count, 2);
+    let text = metrics.render_prometheus();
+    assert!(text.contains("polylock_acquisitions_total 2\n"), "{text}");
+    assert!(
+        text.contains("# TYPE polylock_hold_seconds histogram"),
+        "{text}"
+    );
 }

@@ -52,6 +52,9 @@ macro_rules! suite {
                 observers_see_the_lease_lifecycle,
                 cancelled_acquire_leaves_nothing_behind,
                 lock_event_stream_shows_every_client if event_stream,
+                status_list_and_operator_release if inspection,
+                registry_registers_looks_up_and_unregisters if inspection,
+                metrics_count_the_lease_lifecycle,
             );
         )*
     };

@@ -7,6 +7,7 @@
 
 mod config;
 mod http;
+mod inspect;
 mod mutex;
 mod semaphore;
 mod session;
@@ -28,6 +29,7 @@ use crate::backend::{
     AcquireRequest, Attempt, Backend, Capabilities, ChangeMarker, Grant, LeaseEnd, RenewOutcome,
 };
 use crate::error::{Error, Result};
+use crate::inspect::LockStatus;
 
 /// How long a fresh lease goes unwatched. Watching is a long-poll that holds
 /// an HTTP connection; leases released sooner never open one (a loss in this
@@ -116,6 +118,7 @@ impl Backend for ConsulBackend {
             semaphores: true,
             shared_renewal: true,
             event_stream: false,
+            inspection: true,
         }
     }
 
@@ -284,6 +287,22 @@ impl Backend for ConsulBackend {
         if end == LeaseEnd::Abandoned {
             self.sessions.retire(session);
         }
+    }
+
+    async fn status(&self, name: &str) -> Result<LockStatus> {
+        inspect::status(&self.http, name, &self.key(name)).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        inspect::list(&self.http, &self.http.config().prefix, prefix).await
+    }
+
+    async fn force_release(&self, name: &str, holder: Option<&str>) -> Result<u32> {
+        inspect::force_release(&self.http, &self.released, name, &self.key(name), holder).await
+    }
+
+    async fn renew_holder(&self, name: &str, holder: &str, _ttl: Duration) -> Result<Duration> {
+        inspect::renew_holder(&self.http, name, &self.key(name), holder).await
     }
 
     async fn close(&self) {

@@ -105,6 +105,40 @@ fn read_state(name: &str, keys: &Keys, read: &KvRead) -> Result<State> {
     Ok(state)
 }
 
+/// A semaphore's limit and live holders as (session, value).
+pub(crate) struct Holders {
+    pub limit: u32,
+    pub holders: Vec<(String, Vec<u8>)>,
+}
+
+/// The limit and live holders of semaphore `prefix`, from a recursive read
+/// of `prefix/`; `None` when it has no `.lock` key.
+pub(crate) fn holders(name: &str, prefix: &str, read: &KvRead) -> Result<Option<Holders>> {
+    let keys = Keys::new(prefix, "");
+    let state = read_state(name, &keys, read)?;
+    if state.lock_index.is_none() {
+        return Ok(None);
+    }
+    let holders = state
+        .body
+        .holders
+        .keys()
+        .map(|session| {
+            let value = read
+                .pairs
+                .iter()
+                .find(|p| p.key == format!("{}{session}", keys.prefix))
+                .map(|p| p.bytes())
+                .unwrap_or_default();
+            (session.clone(), value)
+        })
+        .collect();
+    Ok(Some(Holders {
+        limit: state.body.limit,
+        holders,
+    }))
+}
+
 fn conflict(name: &str, key: &str, what: String) -> Error {
     Error::Conflict {
         name: name.to_string(),

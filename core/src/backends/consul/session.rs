@@ -154,18 +154,20 @@ impl SessionPool {
             return Ok(SessionRenewal::Alive(Duration::ZERO));
         };
         // Honour a longer TTL the server may have set.
-        let granted = reply[0]["TTL"]
-            .as_str()
-            .and_then(|t| parse_go_duration(t).ok())
-            .unwrap_or(slot.ttl)
-            .max(slot.ttl);
+        let granted = parse_session_ttl(&reply).unwrap_or(slot.ttl).max(slot.ttl);
         slot.alive_until = sent + granted;
         Ok(SessionRenewal::Alive(granted))
     }
 
-    /// Destroys every session (client shutdown).
+    /// Destroys every session (client shutdown), except retired ones: they
+    /// carry abandoned leases, which must be left to expire.
     pub(crate) async fn destroy_all(&self, http: &ConsulHttp) {
-        let ids: Vec<String> = self.slots().drain(..).map(|s| s.id).collect();
+        let ids: Vec<String> = self
+            .slots()
+            .drain(..)
+            .filter(|s| !s.retired)
+            .map(|s| s.id)
+            .collect();
         for id in ids {
             if let Err(error) = http
                 .put_json(&format!("/v1/session/destroy/{id}"), None)
@@ -175,4 +177,11 @@ impl SessionPool {
             }
         }
     }
+}
+
+/// The TTL in a `/v1/session/renew` (or `/info`) reply.
+pub(crate) fn parse_session_ttl(reply: &serde_json::Value) -> Option<Duration> {
+    reply[0]["TTL"]
+        .as_str()
+        .and_then(|t| parse_go_duration(t).ok())
 }

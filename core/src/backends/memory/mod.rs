@@ -5,6 +5,7 @@
 mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::Instant;
@@ -16,6 +17,7 @@ use crate::backend::{
     AcquireRequest, Attempt, Backend, Capabilities, ChangeMarker, Grant, RenewOutcome,
 };
 use crate::error::{Error, Result};
+use crate::inspect::{HolderStatus, LockStatus};
 
 /// The `memory://` backend: a handle on a named [`MemoryStore`].
 pub struct MemoryBackend {
@@ -55,6 +57,7 @@ impl Backend for MemoryBackend {
             semaphores: true,
             shared_renewal: false,
             event_stream: true,
+            inspection: true,
         }
     }
 
@@ -84,6 +87,49 @@ impl Backend for MemoryBackend {
 
     async fn watch(&self, grant: &Grant) -> String {
         self.store.watch(grant).await
+    }
+
+    async fn status(&self, name: &str) -> Result<LockStatus> {
+        let snapshot = self.store.snapshot(name);
+        Ok(LockStatus {
+            name: name.to_string(),
+            limit: snapshot.limit,
+            holders: snapshot
+                .holders
+                .into_iter()
+                .map(|h| HolderStatus {
+                    holder: h.holder,
+                    value: h.value,
+                    fencing_token: Some(h.fencing_token),
+                    expires_in: Some(h.expires_in),
+                })
+                .collect(),
+        })
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self.store.held_names(prefix))
+    }
+
+    async fn force_release(&self, name: &str, holder: Option<&str>) -> Result<u32> {
+        let mut released = 0;
+        for info in self.store.holders(name) {
+            if holder.is_none_or(|h| h == info.holder) && self.store.revoke(name, &info.holder) {
+                released += 1;
+            }
+        }
+        Ok(released)
+    }
+
+    async fn renew_holder(&self, name: &str, holder: &str, ttl: Duration) -> Result<Duration> {
+        if self.store.renew_holder(name, holder, ttl) {
+            Ok(ttl)
+        } else {
+            Err(Error::NotHeld {
+                name: name.to_string(),
+                reason: format!("{holder:?} does not hold it (released, expired or revoked)"),
+            })
+        }
     }
 
     fn lock_events(&self) -> Option<tokio::sync::broadcast::Receiver<crate::LockEvent>> {

@@ -37,6 +37,12 @@ struct Holder {
     expires: Instant,
 }
 
+/// What [`MemoryStore::status`] reports: the lock's limit and live holders.
+pub(crate) struct Snapshot {
+    pub limit: Option<u32>,
+    pub holders: Vec<HolderInfo>,
+}
+
 struct Entry {
     limit: u32,
     holders: HashMap<String, Holder>,
@@ -172,6 +178,52 @@ impl MemoryStore {
                 expires_in: h.expires - now,
             })
             .collect()
+    }
+
+    /// The limit and live holders of `name`.
+    pub(crate) fn snapshot(&self, name: &str) -> Snapshot {
+        let holders = self.holders(name);
+        let limit = if holders.is_empty() {
+            None
+        } else {
+            self.table().locks.get(name).map(|entry| entry.limit)
+        };
+        Snapshot { limit, holders }
+    }
+
+    /// The names starting with `prefix` that have a live holder, sorted.
+    pub fn held_names(&self, prefix: &str) -> Vec<String> {
+        let now = Instant::now();
+        let mut names: Vec<String> = self
+            .table()
+            .locks
+            .iter()
+            .filter(|(name, entry)| {
+                name.starts_with(prefix) && entry.holders.values().any(|h| h.expires > now)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Extends `holder`'s live lease on `name` to `ttl` from now; false if
+    /// it does not hold `name`.
+    pub(crate) fn renew_holder(&self, name: &str, holder: &str, ttl: Duration) -> bool {
+        let now = Instant::now();
+        let mut table = self.table();
+        match table
+            .locks
+            .get_mut(name)
+            .and_then(|entry| entry.holders.get_mut(holder))
+            .filter(|h| h.expires > now)
+        {
+            Some(h) => {
+                h.expires = now + ttl;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Takes `holder`'s lease on `name` away, as an operator (or a test)

@@ -45,7 +45,7 @@
 //! semaphore acquisitions with different limits are caught on a
 //! best-effort basis only.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
@@ -401,29 +401,74 @@ impl Ledger {
         Ok(self.get(&doc_id(name, slot, gen + 1)).await?.is_some())
     }
 
+    /// The documents among `ids` that exist, with `projection`: one read
+    /// (`_id` `$in`), whatever the count.
+    async fn find_ids(&self, ids: &[String], projection: Document) -> Result<Vec<Document>> {
+        let cursor = self
+            .coll
+            .find(doc! { "_id": { "$in": ids } })
+            .projection(projection)
+            .await
+            .map_err(errors::map)?;
+        cursor.try_collect().await.map_err(errors::map)
+    }
+
     /// The ids among `ids` whose generation exists and, when `unreleased`,
-    /// is not released: one read (`_id` `$in`), whatever the count.
+    /// is not released: one read, whatever the count.
     pub(crate) async fn present(
         &self,
         ids: &[String],
         unreleased: bool,
     ) -> Result<HashSet<String>> {
+        let docs = self.find_ids(ids, doc! { "released": 1 }).await?;
+        Ok(docs
+            .iter()
+            .filter(|doc| !(unreleased && doc.get_bool("released").unwrap_or(false)))
+            .filter_map(|doc| doc.get_str("_id").ok().map(str::to_string))
+            .collect())
+    }
+
+    /// The holder values of the generations in `ids` (one read).
+    pub(crate) async fn values(&self, ids: &[String]) -> Result<HashMap<String, String>> {
+        let docs = self.find_ids(ids, doc! { "value": 1 }).await?;
+        Ok(docs
+            .iter()
+            .filter_map(|doc| Some((doc.get_str("_id").ok()?, doc.get_str("value").ok()?)))
+            .map(|(id, value)| (id.to_string(), value.to_string()))
+            .collect())
+    }
+
+    /// The names starting with `prefix` with an unreleased, unexpired
+    /// generation at server time `now`, sorted. A query over the whole
+    /// collection: for operators, not for the acquisition path.
+    pub(crate) async fn held_names(&self, prefix: &str, now: i64) -> Result<Vec<String>> {
+        let pattern: String = std::iter::once('^'.to_string())
+            .chain(prefix.chars().map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_string()
+                } else {
+                    format!("\\{c}")
+                }
+            }))
+            .collect();
         let mut cursor = self
             .coll
-            .find(doc! { "_id": { "$in": ids } })
-            .projection(doc! { "released": 1 })
+            .find(doc! {
+                "name": { "$regex": pattern },
+                "released": false,
+                "slot": { "$gte": 0 },
+                "expires_at": { "$gt": now - EXPIRY_ALLOWANCE_MS },
+            })
+            .projection(doc! { "name": 1 })
             .await
             .map_err(errors::map)?;
-        let mut present = HashSet::new();
+        let mut names = std::collections::BTreeSet::new();
         while let Some(doc) = cursor.try_next().await.map_err(errors::map)? {
-            if unreleased && doc.get_bool("released").unwrap_or(false) {
-                continue;
-            }
-            if let Ok(id) = doc.get_str("_id") {
-                present.insert(id.to_string());
+            if let Ok(name) = doc.get_str("name") {
+                names.insert(name.to_string());
             }
         }
-        Ok(present)
+        Ok(names.into_iter().collect())
     }
 
     /// Moves the expiry of every generation in `ids` (one write). Callers

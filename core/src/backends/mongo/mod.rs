@@ -12,6 +12,7 @@ mod clock;
 mod config;
 mod errors;
 mod events;
+mod inspect;
 mod ledger;
 
 use std::sync::Arc;
@@ -300,6 +301,7 @@ impl Backend for MongoBackend {
             semaphores: true,
             shared_renewal: true,
             event_stream: true,
+            inspection: true,
         }
     }
 
@@ -337,6 +339,22 @@ impl Backend for MongoBackend {
             outcomes.extend(self.renew_batch(batch).await?);
         }
         Ok(outcomes)
+    }
+
+    async fn status(&self, name: &str) -> Result<crate::inspect::LockStatus> {
+        self.inspect_status(name).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.inspect_list(prefix).await
+    }
+
+    async fn force_release(&self, name: &str, holder: Option<&str>) -> Result<u32> {
+        self.inspect_force_release(name, holder).await
+    }
+
+    async fn renew_holder(&self, name: &str, holder: &str, ttl: Duration) -> Result<Duration> {
+        self.inspect_renew_holder(name, holder, ttl).await
     }
 
     async fn release(&self, grant: &Grant) -> Result<()> {

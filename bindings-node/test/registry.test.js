@@ -1,0 +1,30 @@
+"use strict";
+// The name registry from Node, on every backend.
+const { test } = require("node:test");
+const assert = require("node:assert/strict");
+const { Client } = require("..");
+const { backends, unique } = require("./helpers");
+
+for (const [label, url] of backends()) {
+  test(`${label}: register, whereis, list, unregister`, async () => {
+    if (!url) throw new Error(`${label}: its server URL is not set (CI=true)`);
+    const namespace = unique("registry");
+    const mine = new Client(url).registry(namespace);
+    const theirs = new Client(url).registry(namespace);
+    assert.equal(mine.namespace, namespace);
+    await mine.register("db", "10.0.0.5:5432");
+    assert.equal(await theirs.whereis("db"), "10.0.0.5:5432");
+    assert.equal(await theirs.whereis("nobody"), null);
+    await assert.rejects(theirs.register("db", "elsewhere"), { code: "CONFLICT" });
+    assert.deepEqual(await theirs.list(), [{ name: "db", value: "10.0.0.5:5432" }]);
+    await assert.rejects(theirs.unregister("db"), { code: "NOT_HELD" });
+    await mine.unregister("db");
+    assert.equal(await theirs.whereis("db"), null);
+  });
+}
+
+test("bad namespaces and names are INVALID_ARGUMENT", async () => {
+  const client = new Client("memory://");
+  await assert.rejects(client.registry("bad name").whereis("x"), { code: "INVALID_ARGUMENT" });
+  await assert.rejects(client.registry("ns").register("a//b", "x"), { code: "INVALID_ARGUMENT" });
+});

@@ -1,0 +1,33 @@
+"""The name registry from Python, on every backend."""
+
+import uuid
+
+import pytest
+
+import polylock
+
+
+def test_register_whereis_list_unregister(url):
+    namespace = f"py-registry/{uuid.uuid4().hex}"
+    mine = polylock.Client(url).registry(namespace)
+    theirs = polylock.Client(url).registry(namespace)
+    assert mine.namespace == namespace
+    mine.register("db", "10.0.0.5:5432")
+    assert theirs.whereis("db") == "10.0.0.5:5432"
+    assert theirs.whereis("nobody") is None
+    with pytest.raises(polylock.Conflict) as taken:
+        theirs.register("db", "elsewhere")
+    assert "10.0.0.5:5432" in str(taken.value)
+    assert theirs.list() == [("db", "10.0.0.5:5432")]
+    with pytest.raises(polylock.NotHeld):
+        theirs.unregister("db")
+    mine.unregister("db")
+    assert theirs.whereis("db") is None
+    assert theirs.list() == []
+
+
+def test_bad_names_are_invalid_arguments(client):
+    with pytest.raises(polylock.InvalidArgument):
+        client.registry("bad name")
+    with pytest.raises(polylock.InvalidArgument):
+        client.registry("ns").register("a//b", "x")

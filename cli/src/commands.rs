@@ -1,0 +1,92 @@
+//! The scripted subcommands: `acquire`, `renew`, `release`, `status`,
+//! `list`, `delete`, `watch`. Each returns its exit code.
+
+use polylock::{Client, Error, LockOptions, Result, Wait};
+
+use crate::args::{AcquireArgs, DeleteArgs, HolderArgs, ListArgs, LockArgs, NameArg, WatchArgs};
+use crate::exit;
+use crate::output::Output;
+
+/// The lock `args` describe.
+pub fn lock(client: &Client, args: &LockArgs) -> Result<polylock::Lock> {
+    let mut options = LockOptions::semaphore(args.limit).ttl(args.ttl);
+    if let Some(value) = &args.value {
+        options = options.value(value.clone());
+    }
+    client.lock(&args.name, options)
+}
+
+/// `acquire`: take the lock, print the lease, leave it held for its TTL.
+pub async fn acquire(client: &Client, out: Output, args: AcquireArgs) -> Result<i32> {
+    let lock = lock(client, &args.lock)?;
+    let wait = args.lock.timeout.map_or(Wait::No, Wait::For);
+    let Some(lease) = lock.acquire_with(wait).await? else {
+        eprintln!("polylock: {} is busy", args.lock.name);
+        return Ok(exit::BUSY);
+    };
+    out.lease(&lease);
+    // Outlives this process: nobody renews it unless `renew` is called.
+    lease.abandon();
+    Ok(exit::OK)
+}
+
+/// `renew`: renew a lease by its holder id.
+pub async fn renew(client: &Client, out: Output, args: HolderArgs) -> Result<i32> {
+    let ttl = client
+        .renew_holder(&args.name, &args.holder, args.ttl)
+        .await?;
+    out.renewed(&args.name, &args.holder, ttl);
+    Ok(exit::OK)
+}
+
+/// `release`: release a lease by its holder id.
+pub async fn release(client: &Client, out: Output, args: HolderArgs) -> Result<i32> {
+    client.release_holder(&args.name, &args.holder).await?;
+    out.released(&args.name, &args.holder);
+    Ok(exit::OK)
+}
+
+/// `status`: holders of a lock.
+pub async fn status(client: &Client, out: Output, args: NameArg) -> Result<i32> {
+    out.status(&client.status(&args.name).await?);
+    Ok(exit::OK)
+}
+
+/// `list`: held locks under a prefix.
+pub async fn list(client: &Client, out: Output, args: ListArgs) -> Result<i32> {
+    out.names(&client.list(&args.prefix).await?);
+    Ok(exit::OK)
+}
+
+/// `delete`: force-release, only with `--yes`.
+pub async fn delete(client: &Client, out: Output, args: DeleteArgs) -> Result<i32> {
+    if !args.yes {
+        return Err(Error::Usage(format!(
+            "delete takes {:?} away from its holders; confirm with --yes",
+            args.name
+        )));
+    }
+    let count = client.force_release(&args.name).await?;
+    out.deleted(&args.name, count);
+    Ok(exit::OK)
+}
+
+/// `watch`: print events until `--count` or until interrupted.
+pub async fn watch(client: &Client, out: Output, args: WatchArgs) -> Result<i32> {
+    let mut events = if args.prefix {
+        client.watch_prefix(&args.name)?
+    } else {
+        client.watch(&args.name)?
+    };
+    // On stderr, so scripts (and tests) know events from here on are seen.
+    eprintln!("watching {}", args.name);
+    let mut seen = 0;
+    while args.count.is_none_or(|count| seen < count) {
+        let Some(event) = events.next().await else {
+            break;
+        };
+        out.event(&event);
+        seen += 1;
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,94 @@
+//! Operator views on MongoDB: who holds a lock (its slots' newest live
+//! generations, judged on the server's clock), which locks are held (a
+//! query over the collection), and acting on a lease by its holder id (its
+//! generation's `_id`). A forced release marks the generation released, as
+//! the holder's own release would; the holder learns it at its next renewal.
+
+use std::time::Duration;
+
+use super::ledger::Generation;
+use super::MongoBackend;
+use crate::error::{Error, Result};
+use crate::inspect::{HolderStatus, LockStatus};
+use crate::lock_events::LockEventKind;
+
+impl MongoBackend {
+    /// The live generations of `name`'s slots, at server time now.
+    async fn live(&self, name: &str) -> Result<Vec<Generation>> {
+        let survey = self.ledger.survey(name, 1).await?;
+        let now = self.clock.now_ms();
+        Ok(survey
+            .newest
+            .into_values()
+            .filter(|g| g.is_live(now))
+            .collect())
+    }
+
+    pub(crate) async fn inspect_status(&self, name: &str) -> Result<LockStatus> {
+        let live = self.live(name).await?;
+        if live.is_empty() {
+            return Ok(LockStatus::free(name));
+        }
+        let ids: Vec<String> = live.iter().map(|g| g.id.clone()).collect();
+        let mut values = self.ledger.values(&ids).await?;
+        let now = self.clock.now_ms();
+        Ok(LockStatus {
+            name: name.to_string(),
+            limit: live.first().map(|g| g.limit),
+            holders: live
+                .into_iter()
+                .map(|g| HolderStatus {
+                    value: values.remove(&g.id).unwrap_or_default(),
+                    fencing_token: u64::try_from(g.token).ok(),
+                    expires_in: Some(Duration::from_millis(
+                        u64::try_from(g.expires_at - now).unwrap_or(0),
+                    )),
+                    holder: g.id,
+                })
+                .collect(),
+        })
+    }
+
+    pub(crate) async fn inspect_list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.ledger.held_names(prefix, self.clock.now_ms()).await
+    }
+
+    pub(crate) async fn inspect_force_release(
+        &self,
+        name: &str,
+        holder: Option<&str>,
+    ) -> Result<u32> {
+        let mut count = 0;
+        for g in self.live(name).await? {
+            if holder.is_some_and(|wanted| wanted != g.id) {
+                continue;
+            }
+            if self.ledger.mark_released(&g.id).await? {
+                self.events
+                    .publish(name, LockEventKind::Released, &g.id, g.token)
+                    .await;
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    pub(crate) async fn inspect_renew_holder(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Duration> {
+        if !self.live(name).await?.iter().any(|g| g.id == holder) {
+            return Err(Error::NotHeld {
+                name: name.to_string(),
+                reason: format!("{holder:?} does not hold it (released, expired or taken over)"),
+            });
+        }
+        let expires_at = self.clock.now_ms() + ttl.as_millis() as i64;
+        self.ledger
+            .extend_all(&[holder.to_string()], expires_at)
+            .await?;
+        Ok(ttl)
+    }
+}
