@@ -82,6 +82,20 @@ export type Registration = {
      */
     value: string;
 };
+export type RegistryEvent = {
+    /**
+     * The name (without the namespace).
+     */
+    name: string;
+    /**
+     * True when registered; false when unregistered or expired.
+     */
+    registered: boolean;
+    /**
+     * The registering lease's holder id.
+     */
+    holder: string;
+};
 /** A backend connection, chosen by URL: memory://, consul://host:port, mongodb://…. */
 export class Client {
     /**
@@ -271,11 +285,6 @@ export class LockEvents implements AsyncIterableIterator<LockEvent> {
     [Symbol.asyncIterator](): LockEvents;
 }
 /**
- * @typedef {object} Registration
- * @property {string} name The registered name (without the namespace).
- * @property {string} value The value it is registered with.
- */
-/**
  * Names registered in one namespace (`client.registry("services")`), by any
  * client of the backend. A registration is a lease this client keeps
  * renewing until `unregister()` or the end of the process.
@@ -314,6 +323,44 @@ export class Registry {
      * @returns {Promise<Registration[]>}
      */
     list(): Promise<Registration[]>;
+    /**
+     * Registrations and unregistrations by any client, from now on (backends
+     * with an event stream: memory://, mongodb://).
+     * @returns {RegistryEvents}
+     */
+    events(): RegistryEvents;
+}
+/**
+ * @typedef {object} Registration
+ * @property {string} name The registered name (without the namespace).
+ * @property {string} value The value it is registered with.
+ */
+/**
+ * @typedef {object} RegistryEvent
+ * @property {string} name The name (without the namespace).
+ * @property {boolean} registered True when registered; false when unregistered or expired.
+ * @property {string} holder The registering lease's holder id.
+ */
+/**
+ * The registrations and unregistrations of a namespace, as an async iterator.
+ * @implements {AsyncIterableIterator<RegistryEvent>}
+ */
+export class RegistryEvents implements AsyncIterableIterator<RegistryEvent> {
+    /**
+     * @param {LockEvents} events
+     * @param {string} namespace
+     */
+    constructor(events: LockEvents, namespace: string);
+    /** @private */
+    private _events;
+    /** @private */
+    private _prefix;
+    /** @returns {Promise<IteratorResult<RegistryEvent, undefined>>} */
+    next(): Promise<IteratorResult<RegistryEvent, undefined>>;
+    /** Ends the subscription. @returns {Promise<IteratorResult<RegistryEvent, undefined>>} */
+    return(): Promise<IteratorResult<RegistryEvent, undefined>>;
+    /** @returns {RegistryEvents} */
+    [Symbol.asyncIterator](): RegistryEvents;
 }
 /**
  * Every polylock failure. `code` is stable: LOCK_TIMEOUT, LOCK_LOST,

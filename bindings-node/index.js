@@ -355,6 +355,56 @@ class LockEvents {
  */
 
 /**
+ * @typedef {object} RegistryEvent
+ * @property {string} name The name (without the namespace).
+ * @property {boolean} registered True when registered; false when unregistered or expired.
+ * @property {string} holder The registering lease's holder id.
+ */
+
+/**
+ * The registrations and unregistrations of a namespace, as an async iterator.
+ * @implements {AsyncIterableIterator<RegistryEvent>}
+ */
+class RegistryEvents {
+  /**
+   * @param {LockEvents} events
+   * @param {string} namespace
+   */
+  constructor(events, namespace) {
+    /** @private */
+    this._events = events;
+    /** @private */
+    this._prefix = `${namespace}/`;
+  }
+
+  /** @returns {Promise<IteratorResult<RegistryEvent, undefined>>} */
+  async next() {
+    const next = await this._events.next();
+    if (next.done) return { value: undefined, done: true };
+    const event = next.value;
+    return {
+      value: {
+        name: event.name.slice(this._prefix.length),
+        registered: event.kind === "acquired",
+        holder: event.holder,
+      },
+      done: false,
+    };
+  }
+
+  /** Ends the subscription. @returns {Promise<IteratorResult<RegistryEvent, undefined>>} */
+  async return() {
+    await this._events.return();
+    return { value: undefined, done: true };
+  }
+
+  /** @returns {RegistryEvents} */
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+}
+
+/**
  * Names registered in one namespace (`client.registry("services")`), by any
  * client of the backend. A registration is a lease this client keeps
  * renewing until `unregister()` or the end of the process.
@@ -410,6 +460,16 @@ class Registry {
   async list() {
     const inner = await this._inner;
     return mapped(() => inner.list());
+  }
+
+  /**
+   * Registrations and unregistrations by any client, from now on (backends
+   * with an event stream: memory://, mongodb://).
+   * @returns {RegistryEvents}
+   */
+  events() {
+    const events = new LockEvents(this._inner.then((inner) => mapped(() => inner.events())));
+    return new RegistryEvents(events, this.namespace);
   }
 }
 
@@ -469,4 +529,4 @@ class Client {
   }
 }
 
-module.exports = { Client, Lock, Lease, LockEvents, Registry, PolylockError };
+module.exports = { Client, Lock, Lease, LockEvents, Registry, RegistryEvents, PolylockError };

@@ -3,6 +3,7 @@
 use napi_derive::napi;
 
 use crate::errors::IntoJs;
+use crate::watch::NativeEvents;
 
 /// One registered name and its value.
 #[napi(object)]
@@ -43,6 +44,13 @@ impl NativeRegistry {
     #[napi]
     pub async fn unregister(&self, name: String) -> napi::Result<()> {
         self.inner.unregister(&name).await.js()
+    }
+
+    /// The lock events of the namespace (full lock names); `index.js` turns
+    /// them into registration events.
+    #[napi]
+    pub fn events(&self) -> napi::Result<NativeEvents> {
+        Ok(NativeEvents::new(self.inner.lock_events().js()?))
     }
 
     /// Every registered name with its value, sorted by name.

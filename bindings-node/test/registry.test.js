@@ -28,3 +28,27 @@ test("bad namespaces and names are INVALID_ARGUMENT", async () => {
   await assert.rejects(client.registry("bad name").whereis("x"), { code: "INVALID_ARGUMENT" });
   await assert.rejects(client.registry("ns").register("a//b", "x"), { code: "INVALID_ARGUMENT" });
 });
+
+for (const [label, url] of backends()) {
+  test(`${label}: registration events`, async () => {
+    if (!url) throw new Error(`${label}: its server URL is not set (CI=true)`);
+    const namespace = unique("registry-events");
+    const client = new Client(url);
+    const events = client.registry(namespace).events();
+    if (label === "consul") {
+      await assert.rejects(events.next(), { code: "INVALID_ARGUMENT" });
+      return;
+    }
+    const registry = new Client(url).registry(namespace);
+    // The subscription is made once the client is connected.
+    await client.connect();
+    await registry.register("db", "10.0.0.5:5432");
+    await registry.unregister("db");
+    const seen = [];
+    for await (const event of events) {
+      seen.push([event.name, event.registered]);
+      if (seen.length === 2) break;
+    }
+    assert.deepEqual(seen, [["db", true], ["db", false]]);
+  });
+}

@@ -25,6 +25,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<lease::Lease>()?;
     module.add_class::<lost::LostEvent>()?;
     module.add_class::<registry::Registry>()?;
+    module.add_class::<registry::RegistryEvent>()?;
+    module.add_class::<registry::RegistryEvents>()?;
     module.add_function(wrap_pyfunction!(bridge::_shutdown, module)?)?;
     Ok(())
 }

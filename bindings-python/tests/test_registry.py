@@ -31,3 +31,20 @@ def test_bad_names_are_invalid_arguments(client):
         client.registry("bad name")
     with pytest.raises(polylock.InvalidArgument):
         client.registry("ns").register("a//b", "x")
+
+
+def test_registration_events(url):
+    namespace = f"py-registry-events/{uuid.uuid4().hex}"
+    client = polylock.Client(url)
+    if client.scheme == "consul":
+        with pytest.raises(polylock.InvalidArgument):
+            client.registry(namespace).events()
+        return
+    events = client.registry(namespace).events()
+    registry = polylock.Client(url).registry(namespace)
+    registry.register("db", "10.0.0.5:5432")
+    registry.unregister("db")
+    seen = [(e.name, e.registered) for _, e in zip(range(2), events)]
+    assert seen == [("db", True), ("db", False)]
+    with pytest.raises(polylock.InvalidArgument):
+        events.next(timeout=-1)

@@ -32,7 +32,7 @@ def test_stubs_match_the_native_module():
         if methods is None:
             continue
         runtime = {
-            n for n in dir(getattr(_native, cls)) if not n.startswith("_") or n in ("__enter__", "__exit__", "__init__")
+            n for n in dir(getattr(_native, cls)) if not n.startswith("_") or n in ("__enter__", "__exit__", "__init__", "__iter__", "__next__")
         }
         stub_methods = methods - {"__init__"}
         assert stub_methods == runtime - {"__init__"}, cls

@@ -25,7 +25,7 @@ pub const CODES_HELP: &str = "\
 Exit codes:
   0    success (run: the command's own exit code; 128+N if it died of signal N)
   1    backend failure, connection or credentials
-  2    usage: bad arguments, name, TTL or URL, or an operation the backend lacks
+  2    usage: bad arguments, name, TTL, limit or URL, or an operation the backend lacks
   3    the lock was busy (timeout)
   4    the lease is not held (renew / release)
   5    run: the lock was lost while the command ran; the command was stopped

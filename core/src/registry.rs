@@ -148,11 +148,16 @@ impl Registry {
     /// Registrations and unregistrations in the namespace, by any client,
     /// from now on. Needs [`crate::Capabilities::event_stream`].
     pub fn events(&self) -> Result<RegistryEvents> {
-        let prefix = format!("{}/", self.namespace);
         Ok(RegistryEvents {
-            events: self.client.watch_prefix(&prefix)?,
-            prefix,
+            events: self.lock_events()?,
+            prefix: format!("{}/", self.namespace),
         })
+    }
+
+    /// The lock events behind [`Registry::events`], with full lock names
+    /// (`NAMESPACE/NAME`): for bindings that already stream lock events.
+    pub fn lock_events(&self) -> Result<LockEvents> {
+        self.client.watch_prefix(&format!("{}/", self.namespace))
     }
 }
 

@@ -18,7 +18,7 @@ import atexit
 from typing import Any, Callable, Optional
 
 from . import _native
-from ._native import Client, Lease, Lock, LostEvent, Registry
+from ._native import Client, Lease, Lock, LostEvent, Registry, RegistryEvent, RegistryEvents
 from .errors import (
     AuthError,
     BackendError,
@@ -169,6 +169,8 @@ __all__ = [
     "Lease",
     "LostEvent",
     "Registry",
+    "RegistryEvent",
+    "RegistryEvents",
     "Error",
     "LockTimeout",
     "LockLost",

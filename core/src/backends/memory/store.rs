@@ -37,7 +37,7 @@ struct Holder {
     expires: Instant,
 }
 
-/// What [`MemoryStore::status`] reports: the lock's limit and live holders.
+/// What [`MemoryStore::snapshot`] reports: the lock's limit and live holders.
 pub(crate) struct Snapshot {
     pub limit: Option<u32>,
     pub holders: Vec<HolderInfo>,
