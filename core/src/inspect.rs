@@ -5,6 +5,11 @@
 
 use std::time::Duration;
 
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::options::{validate_name, validate_ttl};
+use crate::runtime;
+
 /// The holders of one lock, as the backend sees them now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockStatus {
@@ -45,11 +50,6 @@ pub struct HolderStatus {
     /// where the backend can tell it (Consul cannot: sessions do not expose it).
     pub expires_in: Option<Duration>,
 }
-
-use crate::client::Client;
-use crate::error::{Error, Result};
-use crate::options::{validate_name, validate_ttl};
-use crate::runtime;
 
 /// Checks a name prefix for [`Client::list`]: empty, or a name possibly
 /// ending with `/`.

@@ -326,21 +326,12 @@ impl MemoryStore {
     }
 
     pub(crate) fn renew(&self, grant: &Grant) -> RenewOutcome {
-        let now = Instant::now();
-        let mut table = self.table();
-        match table
-            .locks
-            .get_mut(&grant.name)
-            .and_then(|entry| entry.holders.get_mut(&grant.holder))
-            .filter(|holder| holder.expires > now)
-        {
-            Some(holder) => {
-                holder.expires = now + grant.ttl;
-                RenewOutcome::Renewed { ttl: grant.ttl }
-            }
-            None => RenewOutcome::Lost {
+        if self.renew_holder(&grant.name, &grant.holder, grant.ttl) {
+            RenewOutcome::Renewed { ttl: grant.ttl }
+        } else {
+            RenewOutcome::Lost {
                 reason: "the lease expired or was revoked".into(),
-            },
+            }
         }
     }
 
