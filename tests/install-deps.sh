@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and a fresh machine may lack: Debian
 # packages (curl, python3 with venv, flock, a C toolchain, valgrind, pkg-config, Ruby
-# with ruby-ffi and minitest, Node.js and npm), the Rust components rustfmt and clippy, and Go
-# (which builds the test servers and runs the cgo example). Idempotent.
+# with ruby-ffi and minitest, Node.js and npm, openssl for the LDLM servers'
+# throwaway certificates), the Rust components rustfmt and clippy, and Go
+# (which builds the test servers and runs the cgo example). Idempotent: it
+# installs only what is missing. tests/run.sh runs it first.
 set -euo pipefail
 
 need_apt=()
@@ -16,14 +18,19 @@ command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 command -v valgrind >/dev/null || need_apt+=(valgrind)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+command -v openssl >/dev/null || need_apt+=(openssl)
 command -v ruby >/dev/null || need_apt+=(ruby)
 ruby -e 'require "ffi"' 2>/dev/null || need_apt+=(ruby-ffi)
 ruby -e 'require "minitest/autorun"; exit!(0)' 2>/dev/null || need_apt+=(ruby-minitest)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${need_apt[*]}" >&2
+  # As root (CI) directly; on a developer's machine through sudo.
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+  ${sudo[@]+"${sudo[@]}"} apt-get update -q
+  ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "${need_apt[@]}"
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -1,19 +1,45 @@
 #!/usr/bin/env bash
-# The whole test suite, as README.md and CI run it: formatting and lint
-# checks, then every test phase of tests/suite.sh (Rust workspace, Python, Node,
-# C ABI under valgrind, Ruby, Go) against memory:// and the real servers (started
-# here and stopped after). Ends with a line per phase and one line "tests:
-# N passed, N failed" summed over the Rust test binaries.
+# The whole test suite, as README.md and CI run it: installs what this
+# machine lacks (tests/install-deps.sh, idempotent), runs the formatting and
+# lint checks (phases fmt and clippy; if either fails, the suite is not run),
+# then every test phase of tests/suite.sh (Rust workspace, Python, Node, C ABI
+# under valgrind, Ruby, Go, mixed clients) against memory:// and the real
+# servers (started here and stopped after). Ends with one line per phase
+# ("phase NAME: ok (N passed, N failed)", "FAILED (...)" or "skipped (...)")
+# and one line "tests: N passed, N failed, N skipped across P phases
+# (F phases failed)" summed over every phase (tests/count.py); exits
+# non-zero if any phase failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo fmt --all --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+bash tests/install-deps.sh
 
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+records=$(mktemp)
+trap 'rm -f "$records"' EXIT
+export POLYLOCK_TEST_RECORDS=$records
+
+# check NAME COMMAND...: run one check as a phase of one test.
+check() {
+  local name=$1 status=0; shift
+  echo "=== $name: $*"
+  "$@" || status=$?
+  python3 tests/count.py phase "$name" single "$status" /dev/null "$records"
+}
+check fmt cargo fmt --all --check
+check clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+if grep -q $'\tfailed\t' "$records"; then
+  python3 tests/count.py summary "$records"
+  exit 1
+fi
+
+checks=$(wc -l <"$records")
 status=0
-bash tests/with-servers.sh bash tests/suite.sh 2>&1 | tee "$log" || status=$?
-awk '/^test result:/ { passed += $4; failed += $6 }
-     END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
+bash tests/with-servers.sh bash tests/suite.sh || status=$?
+# tests/suite.sh prints the summary; if it never ran (a server did not
+# start), say so in the same form.
+if [ "$(wc -l <"$records")" -eq "$checks" ]; then
+  [ "$status" -ne 0 ] || status=1
+  python3 tests/count.py phase servers single "$status" /dev/null "$records"
+  python3 tests/count.py summary "$records" || true
+fi
 exit "$status"

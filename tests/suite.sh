@@ -2,34 +2,48 @@
 # Every test phase, run by tests/run.sh inside tests/with-servers.sh (so the
 # servers' URLs are set): the Rust workspace (every test binary even after a
 # failure, showing what passing tests print, such as the fault suite's
-# counts), the Python package (installed
-# with pip, tested with pytest), the Node package (npm install, node --test),
-# then the C ABI under valgrind and its Ruby
-# and Go consumers, then Rust, Python, Node and C contenders on one lock. Runs every phase even after a failure and
-# ends with one line per phase; exits non-zero if any failed.
+# counts), the Python package (installed with pip, tested with pytest), the
+# Node package (npm install, node --test), then the C ABI under valgrind and
+# its Ruby and Go consumers, then Rust, Python, Node and C contenders on one
+# lock. Runs every phase even after a failure, showing each one's output in
+# full, and counts each phase's tests from its runner's own output
+# (tests/count.py). Ends with one line per phase, such as "phase rust: ok
+# (135 passed, 0 failed)" (and "phase ldlm: skipped (...)" when
+# tests/with-servers.sh found no LDLM server binary: the LDLM tests run
+# inside the other phases and skip themselves), then "tests: N passed,
+# N failed, N skipped across P phases (F phases failed)"; exits non-zero if
+# any phase failed.
+#
+# POLYLOCK_TEST_RECORDS, when set, is a file the phases' records are appended
+# to, after any already there (tests/run.sh records its checks first), and
+# the summary covers all of them.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
+# name:format:command; format tells tests/count.py what the runner prints.
 phases=(
-  "rust:cargo test --workspace --locked --no-fail-fast -- --show-output"
-  "python:bash bindings-python/run-tests.sh"
-  "node:bash bindings-node/run-tests.sh"
-  "c-abi:bash bindings-c/tests/run-c-tests.sh"
-  "ruby:bash examples/ruby/run-tests.sh"
-  "go:bash examples/go/run-tests.sh"
-  "mixed:bash tests/mixed/run.sh"
+  "rust:cargo:cargo test --workspace --locked --no-fail-fast -- --show-output"
+  "python:pytest:bash bindings-python/run-tests.sh"
+  "node:node:bash bindings-node/run-tests.sh"
+  "c-abi:c:bash bindings-c/tests/run-c-tests.sh"
+  "ruby:minitest:bash examples/ruby/run-tests.sh"
+  "go:go:bash examples/go/run-tests.sh"
+  "mixed:mixed:bash tests/mixed/run.sh"
 )
-summary=()
-status=0
+work=$(mktemp -d "${TMPDIR:-/tmp}/polylock-suite.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+records=${POLYLOCK_TEST_RECORDS:-$work/records}
+touch "$records"
 for phase in "${phases[@]}"; do
-  name=${phase%%:*}
-  echo "=== $name: ${phase#*:}"
-  if bash -c "${phase#*:}"; then
-    summary+=("phase $name: ok")
-  else
-    summary+=("phase $name: FAILED")
-    status=1
-  fi
+  name=${phase%%:*} rest=${phase#*:}
+  format=${rest%%:*} command=${rest#*:}
+  echo "=== $name: $command"
+  bash -c "$command" 2>&1 | tee "$work/$name.log"
+  status=${PIPESTATUS[0]}
+  python3 tests/count.py phase "$name" "$format" "$status" "$work/$name.log" "$records"
+  rm -f "$work/$name.log"
 done
-printf '%s\n' "${summary[@]}"
-exit "$status"
+if [ "${POLYLOCK_TEST_LDLM_SKIPPED:-}" = 1 ]; then
+  python3 tests/count.py skip ldlm 'no server binary; see README "LDLM"' "$records"
+fi
+python3 tests/count.py summary "$records"

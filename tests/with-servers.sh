@@ -12,8 +12,33 @@
 # POLYLOCK_TEST_MONGODB_URL, a real MongoDB, is left as the caller set it),
 # and POLYLOCK_TEST_FAULTS_DIR: servers only the fault suite touches (it
 # restarts and kills them): consul-dev/ (a dev agent), consul-server/ (one
-# persistent server), consul-cluster/ (three servers), ferretdb/ — each the
-# STATE_DIR of tests/servers/consul.sh or ferretdb.sh.
+# persistent server), consul-cluster/ (three servers), ferretdb/, ldlm/ —
+# each the STATE_DIR of tests/servers/consul.sh, ferretdb.sh or ldlm.sh
+# (ldlm/url holds its URL).
+#
+# LDLM servers run only when their binary exists (tests/servers/ldlm.sh bin:
+# $POLYLOCK_LDLM_SERVER, default ~/.cache/polylock/ldlm/v1.2.2/ldlm-server;
+# nothing here builds or downloads it). Then it exports:
+#   POLYLOCK_LDLM_SERVER             the binary
+#   POLYLOCK_TEST_LDLM_URL           a plain server (ldlm://127.0.0.1:PORT)
+#   POLYLOCK_TEST_LDLM_LOG           its log (the "Lock request" lines show a
+#                                    waiter reached the server)
+#   POLYLOCK_TEST_LDLM_STATE         its STATE_DIR (for `ldlm.sh restart`)
+#   POLYLOCK_TEST_LDLM_RESTART_URL   a second plain server, for restart tests
+#   POLYLOCK_TEST_LDLM_RESTART_STATE its STATE_DIR
+#   POLYLOCK_TEST_LDLM_PASSWORD_URL  a server requiring a password (not in
+#                                    the URL)
+#   POLYLOCK_TEST_LDLM_PASSWORD      that password
+#   POLYLOCK_TEST_LDLM_TLS_URL       a TLS server (ldlms://127.0.0.1:PORT)
+#   POLYLOCK_TEST_LDLM_TLS_CERTS     its certs dir (ca.pem, server.pem,
+#                                    server-key.pem)
+#   POLYLOCK_TEST_LDLM_MTLS_URL      a TLS server requiring client certificates
+#   POLYLOCK_TEST_LDLM_MTLS_CERTS    its certs dir (also client.pem,
+#                                    client-key.pem)
+# Without the binary it prints one line saying so, exports
+# POLYLOCK_TEST_LDLM_SKIPPED=1 and none of the variables above (the tests
+# skip LDLM, in CI too).
+#
 # Servers listen on
 # 127.0.0.1 only, on free ports, with state in a temporary directory.
 set -euo pipefail
@@ -27,22 +52,30 @@ cleanup() {
   bash "$servers/consul.sh" stop "$state/consul-tls" || true
   bash "$servers/ferretdb.sh" stop "$state/ferretdb" || true
   bash "$servers/ferretdb.sh" stop "$state/ferretdb-restart" || true
+  for dir in ldlm ldlm-restart ldlm-password ldlm-tls ldlm-mtls; do
+    bash "$servers/ldlm.sh" stop "$state/$dir" || true
+  done
   for dir in consul-dev consul-server consul-cluster; do
     bash "$servers/consul.sh" stop "$state/faults/$dir" || true
   done
   bash "$servers/ferretdb.sh" stop "$state/faults/ferretdb" || true
+  bash "$servers/ldlm.sh" stop "$state/faults/ldlm" || true
   rm -rf "$state"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Each value is assigned before it is exported: `export X=$(cmd)` would hide
+# a failing cmd from set -e.
 consul_http=$(bash "$servers/consul.sh" start "$state/consul")
 consul_acl_http=$(bash "$servers/consul.sh" start-acl "$state/consul-acl")
 consul_tls_https=$(bash "$servers/consul.sh" start-tls "$state/consul-tls")
-export POLYLOCK_TEST_FERRETDB_URL=$(bash "$servers/ferretdb.sh" start "$state/ferretdb")
-export POLYLOCK_TEST_FERRETDB_RESTART_URL=$(bash "$servers/ferretdb.sh" start "$state/ferretdb-restart")
-export POLYLOCK_TEST_FERRETDB_RESTART_DIR="$state/ferretdb-restart"
-export POLYLOCK_CONSUL_BIN=$(bash "$servers/consul.sh" build)
+POLYLOCK_TEST_FERRETDB_URL=$(bash "$servers/ferretdb.sh" start "$state/ferretdb")
+POLYLOCK_TEST_FERRETDB_RESTART_URL=$(bash "$servers/ferretdb.sh" start "$state/ferretdb-restart")
+POLYLOCK_TEST_FERRETDB_RESTART_DIR="$state/ferretdb-restart"
+POLYLOCK_CONSUL_BIN=$(bash "$servers/consul.sh" build)
+export POLYLOCK_TEST_FERRETDB_URL POLYLOCK_TEST_FERRETDB_RESTART_URL \
+  POLYLOCK_TEST_FERRETDB_RESTART_DIR POLYLOCK_CONSUL_BIN
 bash "$servers/consul.sh" start "$state/faults/consul-dev" >/dev/null
 bash "$servers/consul.sh" start-server "$state/faults/consul-server" >/dev/null
 bash "$servers/consul.sh" start-cluster "$state/faults/consul-cluster" >/dev/null
@@ -50,8 +83,36 @@ bash "$servers/ferretdb.sh" start "$state/faults/ferretdb" >/dev/null
 export POLYLOCK_TEST_FAULTS_DIR="$state/faults"
 export POLYLOCK_TEST_CONSUL_URL="consul://${consul_http#http://}"
 export POLYLOCK_TEST_CONSUL_ACL_URL="consul://${consul_acl_http#http://}"
-export POLYLOCK_TEST_CONSUL_ACL_TOKEN=$(cat "$state/consul-acl/acl.token")
+POLYLOCK_TEST_CONSUL_ACL_TOKEN=$(cat "$state/consul-acl/acl.token")
+export POLYLOCK_TEST_CONSUL_ACL_TOKEN
 export POLYLOCK_TEST_CONSUL_TLS_URL="consul+https://${consul_tls_https#https://}"
 export POLYLOCK_TEST_CONSUL_TLS_CERTS="$state/consul-tls/certs"
+
+if ldlm_bin=$(bash "$servers/ldlm.sh" bin 2>/dev/null); then
+  unset POLYLOCK_TEST_LDLM_SKIPPED
+  POLYLOCK_LDLM_SERVER=$ldlm_bin
+  POLYLOCK_TEST_LDLM_URL=$(bash "$servers/ldlm.sh" start "$state/ldlm")
+  POLYLOCK_TEST_LDLM_RESTART_URL=$(bash "$servers/ldlm.sh" start "$state/ldlm-restart")
+  POLYLOCK_TEST_LDLM_PASSWORD_URL=$(bash "$servers/ldlm.sh" start-password "$state/ldlm-password")
+  POLYLOCK_TEST_LDLM_PASSWORD=$(cat "$state/ldlm-password/password")
+  POLYLOCK_TEST_LDLM_TLS_URL=$(bash "$servers/ldlm.sh" start-tls "$state/ldlm-tls")
+  POLYLOCK_TEST_LDLM_MTLS_URL=$(bash "$servers/ldlm.sh" start-mtls "$state/ldlm-mtls")
+  bash "$servers/ldlm.sh" start "$state/faults/ldlm" >/dev/null
+  export POLYLOCK_LDLM_SERVER POLYLOCK_TEST_LDLM_URL POLYLOCK_TEST_LDLM_RESTART_URL \
+    POLYLOCK_TEST_LDLM_PASSWORD_URL POLYLOCK_TEST_LDLM_PASSWORD \
+    POLYLOCK_TEST_LDLM_TLS_URL POLYLOCK_TEST_LDLM_MTLS_URL
+  export POLYLOCK_TEST_LDLM_LOG="$state/ldlm/ldlm.log"
+  export POLYLOCK_TEST_LDLM_STATE="$state/ldlm"
+  export POLYLOCK_TEST_LDLM_RESTART_STATE="$state/ldlm-restart"
+  export POLYLOCK_TEST_LDLM_TLS_CERTS="$state/ldlm-tls/certs"
+  export POLYLOCK_TEST_LDLM_MTLS_CERTS="$state/ldlm-mtls/certs"
+else
+  echo "LDLM: skipped, no server binary (looked for $(bash "$servers/ldlm.sh" path)); see README \"LDLM\"" >&2
+  unset POLYLOCK_LDLM_SERVER POLYLOCK_TEST_LDLM_URL POLYLOCK_TEST_LDLM_LOG \
+    POLYLOCK_TEST_LDLM_STATE POLYLOCK_TEST_LDLM_RESTART_URL POLYLOCK_TEST_LDLM_RESTART_STATE \
+    POLYLOCK_TEST_LDLM_PASSWORD_URL POLYLOCK_TEST_LDLM_PASSWORD POLYLOCK_TEST_LDLM_TLS_URL \
+    POLYLOCK_TEST_LDLM_TLS_CERTS POLYLOCK_TEST_LDLM_MTLS_URL POLYLOCK_TEST_LDLM_MTLS_CERTS
+  export POLYLOCK_TEST_LDLM_SKIPPED=1
+fi
 
 "$@"

@@ -32,6 +32,18 @@ pub struct Capabilities {
     /// [`Backend::status`], [`Backend::list`], [`Backend::force_release`] and
     /// [`Backend::renew_holder`] work (operator views and the name registry).
     pub inspection: bool,
+    /// The server waits for the lock on the client's behalf (one call per
+    /// acquisition): the backend overrides [`Backend::acquire`].
+    pub server_wait: bool,
+    /// A lock nobody holds takes a new limit at once. Without it the server
+    /// keeps an idle lock's limit until it forgets the lock (LDLM's garbage
+    /// collection), and another limit is a [`crate::Error::LimitMismatch`]
+    /// until then.
+    pub idle_limit_resets: bool,
+    /// A lease outlives the connection and the process that took it: left
+    /// alone, it stays until its TTL runs out. Without it (LDLM) the server
+    /// frees a lock as soon as the connection that took it ends.
+    pub outlives_connection: bool,
 }
 
 /// One acquisition request, checked and with defaults filled in.
@@ -112,6 +124,106 @@ pub enum Attempt {
     Busy(ChangeMarker),
 }
 
+/// How one [`Backend::acquire`] call ended.
+#[derive(Debug)]
+pub enum Acquisition {
+    /// The lock was taken.
+    Granted {
+        /// The lease.
+        grant: Grant,
+        /// When the request that proved the grant was sent: the lease's
+        /// deadline counts its TTL from here.
+        proven_from: Instant,
+    },
+    /// The lock was still busy when the call's deadline came.
+    Busy,
+    /// The caller went away ([`WaitSignals::caller_gone`]) before a grant.
+    CallerGone,
+}
+
+/// What the waiting policy above a backend lends one [`Backend::acquire`]
+/// call: a way to say that the call is now waiting (for observers) and a
+/// signal that the caller went away.
+pub struct WaitSignals<'a> {
+    started: Box<dyn FnMut() + Send + 'a>,
+    waiting: bool,
+    caller_gone: tokio::sync::oneshot::Receiver<()>,
+    gone: bool,
+}
+
+impl<'a> WaitSignals<'a> {
+    /// Signals that call `started` (once) when the acquisition starts
+    /// waiting, and whose [`caller_gone`](Self::caller_gone) resolves when
+    /// the sender of `caller_gone` is dropped.
+    pub fn new(
+        started: impl FnMut() + Send + 'a,
+        caller_gone: tokio::sync::oneshot::Receiver<()>,
+    ) -> Self {
+        WaitSignals {
+            started: Box::new(started),
+            waiting: false,
+            caller_gone,
+            gone: false,
+        }
+    }
+
+    /// Says that the acquisition is waiting for the lock; only the first
+    /// call counts.
+    pub fn started(&mut self) {
+        if !self.waiting {
+            self.waiting = true;
+            (self.started)();
+        }
+    }
+
+    /// True once [`started`](Self::started) was called.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting
+    }
+
+    /// Resolves when the caller stopped waiting for the result (its future
+    /// was dropped). Cancel-safe; resolves at once ever after.
+    pub async fn caller_gone(&mut self) {
+        if !self.gone {
+            // Only the sender's drop ends the wait: it never sends.
+            let _ = (&mut self.caller_gone).await;
+            self.gone = true;
+        }
+    }
+}
+
+/// The default acquisition policy ([`Backend::acquire`]): try, and while the
+/// lock is busy, wait for the backend to report a change, until `until`. An
+/// attempt in flight is never interrupted: the caller leaving stops only the
+/// waits between attempts.
+pub async fn try_then_wait<B: Backend + ?Sized>(
+    backend: &B,
+    request: &AcquireRequest,
+    until: Option<Instant>,
+    signals: &mut WaitSignals<'_>,
+) -> Result<Acquisition> {
+    loop {
+        let sent = Instant::now();
+        let marker = match backend.try_acquire(request).await? {
+            Attempt::Acquired(grant) => {
+                return Ok(Acquisition::Granted {
+                    grant,
+                    proven_from: sent,
+                })
+            }
+            Attempt::Busy(marker) => marker,
+        };
+        if until.is_some_and(|until| Instant::now() >= until) {
+            return Ok(Acquisition::Busy);
+        }
+        signals.started();
+        tokio::select! {
+            changed = backend.wait_for_change(request, marker, until) => changed?,
+            _ = signals.caller_gone() => return Ok(Acquisition::CallerGone),
+        }
+    }
+}
+
 /// The result of renewing one grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RenewOutcome {
@@ -145,6 +257,23 @@ pub trait Backend: Send + Sync + 'static {
 
     /// What this backend can do.
     fn capabilities(&self) -> Capabilities;
+
+    /// Takes the lock, waiting until `until` at most (`None`: as long as it
+    /// takes; an instant already past: one attempt, no waiting). Calls
+    /// [`WaitSignals::started`] once it waits and gives up with
+    /// [`Acquisition::CallerGone`] when [`WaitSignals::caller_gone`] resolves.
+    ///
+    /// The default is [`try_then_wait`]. A backend whose server waits for it
+    /// (LDLM's `Lock` call) overrides this instead; it must not leave a lock
+    /// held longer than one TTL for a caller that went away.
+    async fn acquire(
+        &self,
+        request: &AcquireRequest,
+        until: Option<Instant>,
+        signals: &mut WaitSignals<'_>,
+    ) -> Result<Acquisition> {
+        try_then_wait(self, request, until, signals).await
+    }
 
     /// Tries once to take the lock, without waiting for holders to leave.
     async fn try_acquire(&self, request: &AcquireRequest) -> Result<Attempt>;

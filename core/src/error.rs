@@ -87,14 +87,14 @@ pub enum Error {
         reason: String,
     },
     /// `name` exists with limit `existing`, the caller asked for `requested`.
-    #[error("lock {name:?} is in use with limit {existing}, not {requested}")]
+    #[error("lock {name:?} is in use with {}, not {requested}", existing_limit(*existing))]
     LimitMismatch {
         /// The lock's name.
         name: String,
         /// The limit the caller asked for.
         requested: u32,
-        /// The limit the lock has now.
-        existing: u32,
+        /// The limit the lock has now, where the backend says (LDLM does not).
+        existing: Option<u32>,
     },
     /// `name` is taken by data that is not a compatible lock.
     #[error("lock {name:?} conflicts with existing data: {detail}")]
@@ -119,6 +119,13 @@ pub enum Error {
     /// The API was used where it cannot work.
     #[error("usage error: {0}")]
     Usage(String),
+}
+
+fn existing_limit(existing: Option<u32>) -> String {
+    match existing {
+        Some(limit) => format!("limit {limit}"),
+        None => "another limit".into(),
+    }
 }
 
 impl Error {

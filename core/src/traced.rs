@@ -12,7 +12,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::backend::{
-    AcquireRequest, Attempt, Backend, Capabilities, ChangeMarker, Grant, LeaseEnd, RenewOutcome,
+    AcquireRequest, Acquisition, Attempt, Backend, Capabilities, ChangeMarker, Grant, LeaseEnd,
+    RenewOutcome, WaitSignals,
 };
 use crate::error::Result;
 use crate::inspect::LockStatus;
@@ -50,6 +51,22 @@ impl Backend for TracedBackend {
 
     fn capabilities(&self) -> Capabilities {
         self.0.capabilities()
+    }
+
+    async fn acquire(
+        &self,
+        request: &AcquireRequest,
+        until: Option<Instant>,
+        signals: &mut WaitSignals<'_>,
+    ) -> Result<Acquisition> {
+        if self.0.capabilities().server_wait {
+            // The backend's own policy: one span for the whole call.
+            let call = self.0.acquire(request, until, signals);
+            self.traced("acquire", &request.name, call).await
+        } else {
+            // The default policy through this wrapper: a span per attempt and wait.
+            crate::backend::try_then_wait(self, request, until, signals).await
+        }
     }
 
     async fn try_acquire(&self, request: &AcquireRequest) -> Result<Attempt> {

@@ -1,4 +1,4 @@
-//! Backend URLs: parse `memory://…`, `consul://…` and connect the backend
+//! Backend URLs: parse `memory://…`, `consul://…`, `mongodb://…`, `ldlm://…` and connect the backend
 //! they name. URLs may carry secrets, so they are shown only through [`redact`].
 
 use std::sync::Arc;
@@ -6,12 +6,20 @@ use std::sync::Arc;
 use url::Url;
 
 use crate::backend::Backend;
-use crate::backends::{consul, memory, mongo};
+use crate::backends::{consul, ldlm, memory, mongo};
 use crate::error::{Error, Result};
 use crate::options::ClientOptions;
 
 /// The URL schemes this build understands.
-pub const SCHEMES: &[&str] = &["memory", "consul", "consul+https", "mongodb", "mongodb+srv"];
+pub const SCHEMES: &[&str] = &[
+    "memory",
+    "consul",
+    "consul+https",
+    "mongodb",
+    "mongodb+srv",
+    "ldlm",
+    "ldlms",
+];
 
 /// Query parameters whose values are secrets.
 const SECRET_PARAMS: &[&str] = &["token", "password"];
@@ -49,6 +57,10 @@ async fn connect_untraced(options: &ClientOptions) -> Result<Arc<dyn Backend>> {
         "mongodb" | "mongodb+srv" => {
             let config = mongo::MongoConfig::from_url(&url, options.token.clone())?;
             Ok(Arc::new(mongo::MongoBackend::connect(config).await?))
+        }
+        "ldlm" | "ldlms" => {
+            let config = ldlm::LdlmConfig::from_url(&url, options.token.clone())?;
+            Ok(Arc::new(ldlm::LdlmBackend::connect(config).await?))
         }
         other => Err(Error::invalid(format!(
             "unknown backend scheme {other:?}; expected one of {}",

@@ -1,13 +1,15 @@
-//! The waiting policy, once for every backend: try, and while the lock is
-//! busy, wait for the backend to report a change (never a fixed-period poll
-//! where the backend can notify), until the caller's deadline.
+//! The waiting policy's frame, once for every backend: the deadline of an
+//! acquire call, its observer events and its outcome. How a backend waits
+//! is [`Backend::acquire`]: by default try, and while the lock is busy, wait
+//! for the backend to report a change (never a fixed-period poll where the
+//! backend can notify); a backend whose server waits (LDLM) overrides it.
 
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::backend::{AcquireRequest, Attempt, Backend, Grant};
+use crate::backend::{AcquireRequest, Acquisition, Backend, Grant, WaitSignals};
 use crate::error::{Error, Result};
 use crate::events::{Event, Observers};
 
@@ -26,16 +28,15 @@ pub enum Wait {
 pub(crate) type CallerGone = oneshot::Receiver<()>;
 
 /// Acquires `request` on `backend`, waiting as `wait` allows, and returns the
-/// grant with the moment its successful attempt was sent (the basis of the
-/// lease's deadline). `Ok(None)` means the lock was busy and `wait` was
-/// [`Wait::No`], or the caller went away while waiting. An attempt in flight
-/// is never interrupted, so a grant is never half-taken.
+/// grant with the moment its proof was sent (the basis of the lease's
+/// deadline). `Ok(None)` means the lock was busy and `wait` was
+/// [`Wait::No`], or the caller went away while waiting.
 pub(crate) async fn acquire(
     backend: &dyn Backend,
     observers: &Observers,
     request: &AcquireRequest,
     wait: Wait,
-    mut caller_gone: CallerGone,
+    caller_gone: CallerGone,
 ) -> Result<Option<(Grant, Instant)>> {
     let started = Instant::now();
     let until = match wait {
@@ -43,39 +44,25 @@ pub(crate) async fn acquire(
         Wait::For(timeout) => Some(started + timeout),
         Wait::Forever => None,
     };
-    let mut waiting = false;
-    let outcome = loop {
-        let sent = Instant::now();
-        let marker = match backend.try_acquire(request).await {
-            Ok(Attempt::Acquired(grant)) => break Ok(Some((grant, sent))),
-            Ok(Attempt::Busy(marker)) => marker,
-            Err(error) => break Err(error),
-        };
-        if until.is_some_and(|until| Instant::now() >= until) {
-            break match wait {
-                Wait::No => Ok(None),
-                _ => Err(Error::Timeout {
-                    name: request.name.clone(),
-                    waited: started.elapsed(),
-                }),
-            };
-        }
-        if !waiting {
-            waiting = true;
-            observers.emit(|| Event::WaitStarted {
-                name: request.name.clone(),
-            });
-        }
-        tokio::select! {
-            changed = backend.wait_for_change(request, marker, until) => {
-                if let Err(error) = changed {
-                    break Err(error);
-                }
-            }
-            _ = &mut caller_gone => break Ok(None),
-        }
+    let announce = || {
+        observers.emit(|| Event::WaitStarted {
+            name: request.name.clone(),
+        })
     };
-    if waiting {
+    let mut signals = WaitSignals::new(announce, caller_gone);
+    let outcome = match backend.acquire(request, until, &mut signals).await {
+        Ok(Acquisition::Granted { grant, proven_from }) => Ok(Some((grant, proven_from))),
+        Ok(Acquisition::CallerGone) => Ok(None),
+        Ok(Acquisition::Busy) => match wait {
+            Wait::No => Ok(None),
+            _ => Err(Error::Timeout {
+                name: request.name.clone(),
+                waited: started.elapsed(),
+            }),
+        },
+        Err(error) => Err(error),
+    };
+    if signals.is_waiting() {
         observers.emit(|| Event::WaitEnded {
             name: request.name.clone(),
             acquired: matches!(outcome, Ok(Some(_))),

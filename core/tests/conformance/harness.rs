@@ -29,6 +29,7 @@ enum Kind {
     Memory { namespace: String },
     Consul { http: String },
     Mongo { url: String },
+    Ldlm,
 }
 
 /// A backend under test.
@@ -63,6 +64,15 @@ impl Harness {
     /// A real MongoDB, when one is given.
     pub fn mongodb() -> Option<Harness> {
         Self::mongo(server_env("POLYLOCK_TEST_MONGODB_URL", false)?)
+    }
+
+    /// An LDLM server (`tests/with-servers.sh` starts one when the server
+    /// binary is in place; see README "LDLM").
+    pub fn ldlm() -> Option<Harness> {
+        Some(Harness {
+            url: crate::env::ldlm_env("POLYLOCK_TEST_LDLM_URL")?,
+            kind: Kind::Ldlm,
+        })
     }
 
     fn mongo(url: String) -> Option<Harness> {
@@ -127,6 +137,15 @@ impl Harness {
                     .await
                     .expect("the revoking write succeeds");
                 assert_eq!(result.matched_count, 1, "the lease's document exists");
+            }
+            Kind::Ldlm => {
+                // An unlock by key from another connection, as an operator
+                // (or go-ldlm's Unlock(name, key)) would.
+                let operator = self.client().await;
+                operator
+                    .release_holder(lease.name(), lease.holder())
+                    .await
+                    .expect("the server unlocks the lease by its key");
             }
             Kind::Consul { http } => {
                 let response = reqwest::Client::new()

@@ -1,7 +1,9 @@
 //! The conformance suite: every case in [`cases`] runs against `memory://`
 //! always, and against each real backend whose URL is set
-//! (`POLYLOCK_TEST_CONSUL_URL`, `POLYLOCK_TEST_FERRETDB_URL`; in CI a missing
-//! one fails the run) and real MongoDB when `POLYLOCK_TEST_MONGODB_URL` is set.
+//! (`POLYLOCK_TEST_CONSUL_URL`, `POLYLOCK_TEST_FERRETDB_URL`,
+//! `POLYLOCK_TEST_LDLM_URL`; in CI a missing one fails the run, except LDLM
+//! when tests/with-servers.sh found no server binary) and real MongoDB when
+//! `POLYLOCK_TEST_MONGODB_URL` is set.
 //! Cases that need a capability the backend lacks are skipped for it.
 
 mod cases;
@@ -60,4 +62,4 @@ macro_rules! suite {
     };
 }
 
-suite!(memory, consul, ferretdb, mongodb);
+suite!(memory, consul, ferretdb, mongodb, ldlm);

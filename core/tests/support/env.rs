@@ -15,3 +15,15 @@ pub fn server_env(var: &str, required: bool) -> Option<String> {
         }
     }
 }
+
+/// An LDLM setting: like a required server's, except that without an LDLM
+/// server binary (`POLYLOCK_TEST_LDLM_SKIPPED=1`, set by
+/// tests/with-servers.sh) LDLM cases skip even in CI.
+#[allow(dead_code)]
+pub fn ldlm_env(var: &str) -> Option<String> {
+    if std::env::var("POLYLOCK_TEST_LDLM_SKIPPED").is_ok_and(|v| v == "1") {
+        eprintln!("skipped: no LDLM server binary (see README \"LDLM\")");
+        return None;
+    }
+    server_env(var, true)
+}

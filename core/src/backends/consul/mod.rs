@@ -119,6 +119,9 @@ impl Backend for ConsulBackend {
             shared_renewal: true,
             event_stream: false,
             inspection: true,
+            server_wait: false,
+            idle_limit_resets: true,
+            outlives_connection: true,
         }
     }
 

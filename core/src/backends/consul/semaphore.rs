@@ -187,7 +187,7 @@ async fn claim_slot(
             return Err(Error::LimitMismatch {
                 name: name.to_string(),
                 requested: limit,
-                existing: state.body.limit,
+                existing: Some(state.body.limit),
             });
         }
         if state.body.holders.len() >= limit as usize {

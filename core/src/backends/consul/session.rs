@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::config::{parse_go_duration, whole_seconds};
 use super::http::ConsulHttp;
+use crate::backends::duration::{parse_go_duration, whole_seconds};
 use crate::error::{Error, Result};
 
 struct Slot {

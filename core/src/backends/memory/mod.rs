@@ -58,6 +58,9 @@ impl Backend for MemoryBackend {
             shared_renewal: false,
             event_stream: true,
             inspection: true,
+            server_wait: false,
+            idle_limit_resets: true,
+            outlives_connection: true,
         }
     }
 

@@ -251,7 +251,7 @@ impl MemoryStore {
             return Err(Error::LimitMismatch {
                 name: request.name.clone(),
                 requested: request.limit,
-                existing: entry.limit,
+                existing: Some(entry.limit),
             });
         }
         if entry.holders.len() >= entry.limit as usize {

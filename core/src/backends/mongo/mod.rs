@@ -114,7 +114,7 @@ impl MongoBackend {
                     return Err(Error::LimitMismatch {
                         name: request.name.clone(),
                         requested: request.limit,
-                        existing,
+                        existing: Some(existing),
                     })
                 }
                 Plan::Busy { wake_at } => {
@@ -183,7 +183,7 @@ impl MongoBackend {
             return Err(Error::LimitMismatch {
                 name: request.name.clone(),
                 requested: request.limit,
-                existing,
+                existing: Some(existing),
             });
         }
         if let Some(expired) = &replaces {
@@ -302,6 +302,9 @@ impl Backend for MongoBackend {
             shared_renewal: true,
             event_stream: true,
             inspection: true,
+            server_wait: false,
+            idle_limit_resets: true,
+            outlives_connection: true,
         }
     }
 
