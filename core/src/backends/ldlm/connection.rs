@@ -14,7 +14,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -28,7 +28,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
 use super::config::LdlmConfig;
-use super::pb::ldlm_client::LdlmClient;
+use super::proto::ldlm_client::LdlmClient;
 use super::tls;
 use crate::error::{Error, Result};
 use crate::runtime;
@@ -37,16 +37,44 @@ use crate::runtime;
 /// declares the connection dead.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a failed call waits for its connection's own end, which names
+/// the cause (a TLS alert, say) better than the call's failure does.
+const END_REPORT_WAIT: Duration = Duration::from_millis(200);
+
 /// The generated gRPC client over one connection.
 pub(crate) type Rpc = LdlmClient<Http2>;
+
+/// Why a connection ended.
+#[derive(Debug, Clone)]
+pub(crate) enum End {
+    /// The server refused our credentials (a TLS client certificate).
+    Refused(String),
+    /// It closed or broke.
+    Closed(String),
+}
+
+impl End {
+    fn reason(&self) -> &str {
+        match self {
+            End::Refused(reason) | End::Closed(reason) => reason,
+        }
+    }
+
+    fn error(&self) -> Error {
+        match self {
+            End::Refused(reason) => Error::Auth(reason.clone()),
+            End::Closed(reason) => Error::Connection(reason.clone()),
+        }
+    }
+}
 
 /// One HTTP/2 connection to the server.
 pub(crate) struct Connection {
     /// Counts the client's connections from 1.
     pub(crate) generation: u64,
     rpc: Rpc,
-    /// `Some(reason)` once the connection ended.
-    ended: watch::Receiver<Option<String>>,
+    /// Set once the connection ended.
+    ended: watch::Receiver<Option<End>>,
     driver: AbortHandle,
 }
 
@@ -65,10 +93,10 @@ impl Connection {
     pub(crate) async fn closed(&self) -> String {
         let mut ended = self.ended.clone();
         let reason = match ended.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone().unwrap_or_default(),
-            Err(_) => "the client closed its connection to the LDLM server".into(),
+            Ok(end) => end.as_ref().map(|end| end.reason().to_string()),
+            Err(_) => None,
         };
-        reason
+        reason.unwrap_or_else(|| "the client closed its connection to the LDLM server".into())
     }
 
     /// Ends the connection now; the server then frees every lock taken on it.
@@ -183,13 +211,28 @@ impl Connections {
             .map_err(|e| transport_error(&e))?;
         let (ended_tx, ended) = watch::channel(None);
         let address = self.config.address();
+        let tls = scheme == "https";
+        let answered = Arc::new(AtomicBool::new(false));
+        let answered_for_driver = answered.clone();
         let driver = runtime::spawn(async move {
-            let reason = match driver.await {
-                Ok(()) => format!("the LDLM server at {address} closed the connection"),
-                Err(e) => format!("the connection to the LDLM server at {address} broke: {e}"),
+            let answered = answered_for_driver;
+            let end = match driver.await {
+                Ok(()) => End::Closed(format!("the LDLM server at {address} closed the connection")),
+                Err(e) => match tls::classify(&e) {
+                    Some(Error::Auth(reason)) => End::Refused(reason),
+                    // With TLS 1.3 a server refuses a client certificate
+                    // (or its absence) after the handshake, and its alert
+                    // can be lost to the broken pipe that follows.
+                    _ if tls && !answered.load(Ordering::Acquire) => End::Refused(format!(
+                        "the LDLM server at {address} closed the TLS connection before answering anything ({e}): it refused the connection; does it need a client certificate (cert=, key=) signed by a CA it trusts?"
+                    )),
+                    _ => End::Closed(format!(
+                        "the connection to the LDLM server at {address} broke: {e}"
+                    )),
+                },
             };
-            tracing::debug!(generation, %reason, "ldlm connection ended");
-            ended_tx.send_replace(Some(reason));
+            tracing::debug!(generation, reason = end.reason(), "ldlm connection ended");
+            ended_tx.send_replace(Some(end));
         })
         .abort_handle();
         let origin = http::Uri::builder()
@@ -198,7 +241,12 @@ impl Connections {
             .path_and_query("/")
             .build()
             .map_err(|e| Error::invalid(format!("bad LDLM address: {e}")))?;
-        let rpc = LdlmClient::with_origin(Http2 { send }, origin);
+        let transport = Http2 {
+            send,
+            ended: ended.clone(),
+            answered,
+        };
+        let rpc = LdlmClient::with_origin(transport, origin);
         Ok(Connection {
             generation,
             rpc,
@@ -238,6 +286,9 @@ fn transport_error(error: &(dyn std::error::Error + 'static)) -> Error {
 #[derive(Clone)]
 pub(crate) struct Http2 {
     send: SendRequest<tonic::body::Body>,
+    ended: watch::Receiver<Option<End>>,
+    /// Set once the server answered a call on this connection.
+    answered: Arc<AtomicBool>,
 }
 
 impl tower_service::Service<http::Request<tonic::body::Body>> for Http2 {
@@ -253,9 +304,25 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Http2 {
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let sent = self.send.send_request(request);
+        let mut ended = self.ended.clone();
+        let answered = self.answered.clone();
         Box::pin(async move {
-            sent.await
-                .map_err(|e| TransportFailure(transport_error(&e)))
+            let error = match sent.await {
+                Ok(response) => {
+                    answered.store(true, Ordering::Release);
+                    return Ok(response);
+                }
+                Err(error) => transport_error(&error),
+            };
+            if let Error::Auth(_) = error {
+                return Err(TransportFailure(error));
+            }
+            // A call fails when its connection ends; the end tells why.
+            let end = tokio::time::timeout(END_REPORT_WAIT, ended.wait_for(Option::is_some)).await;
+            Err(TransportFailure(match end {
+                Ok(Ok(end)) => end.as_ref().map_or(error, End::error),
+                _ => error,
+            }))
         })
     }
 }

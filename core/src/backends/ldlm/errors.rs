@@ -7,7 +7,7 @@
 use tonic::Code;
 
 use super::connection::TransportFailure;
-use super::pb::{self, ErrorCode};
+use super::proto::{self as pb, ErrorCode};
 use crate::error::Error;
 
 /// What an in-band error means for the call that got it.

@@ -25,11 +25,15 @@ mod connection;
 mod errors;
 mod tls;
 
-/// The code generated from `core/proto/ldlm.proto` (messages and client).
+/// The LDLM protocol as generated from `core/proto/ldlm.proto`: its
+/// messages and the gRPC client, for tools that speak LDLM directly (the
+/// benchmarks' raw floor). Using polylock needs none of it.
 #[allow(missing_docs, clippy::all)]
-mod pb {
+pub mod proto {
     tonic::include_proto!("ldlm");
 }
+
+use proto as pb;
 
 use std::sync::Arc;
 use std::time::Duration;
