@@ -21,6 +21,16 @@
 //! - **Consul leader kill** in a three-server cluster (clients on the two
 //!   followers): held leases survive or are reported lost, never duplicated.
 //!
+//! LDLM gives no fencing token, so its judge is the order of events instead
+//! of a fenced store: a holder that is cut off (a partition past the TTL:
+//! the proxy freezes, nothing crosses, no side sees the connection end) must
+//! report its loss before the server grants the lock to anyone else (the
+//! grant's time from the server's log, the loss's from the holder, both on
+//! this machine's clock); a holder killed with `kill -9` frees the lock with
+//! its connection; a holder stopped past its TTL says "lost" when woken; a
+//! server restart reports every lease lost, before the restarted server
+//! grants the lock again, and the client locks again.
+//!
 //! One summary line per backend: grants checked, writes accepted and
 //! rejected, faults injected, checks, violations (must be 0). Servers come
 //! from tests/with-servers.sh (`POLYLOCK_TEST_FAULTS_DIR`); in CI a missing
@@ -34,12 +44,14 @@ mod env;
 mod fault_servers;
 #[path = "support/fence.rs"]
 mod fence;
+#[path = "support/ldlm_log.rs"]
+mod ldlm_log;
 #[path = "support/proxy.rs"]
 mod proxy;
 
 use std::io::BufRead;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use child_holder::{ChildHolder, CHILD_ENV};
 use fault_servers::FaultServers;
@@ -143,7 +155,7 @@ async fn kill_holder(url: &str, tally: &mut Tally) {
     let store = &FencedStore::default();
     let name = unique("kill");
     let mut child = ChildHolder::spawn(url, &name, TTL);
-    let old = tokio::task::block_in_place(|| child.held());
+    let old = tokio::task::block_in_place(|| child.held()).unwrap();
     tally.check(store.write(old), "kill: holder's write rejected");
     child.signal("-KILL");
     tally.faults += 1;
@@ -159,7 +171,7 @@ async fn freeze_holder(url: &str, tally: &mut Tally) {
     let store = &FencedStore::default();
     let name = unique("freeze");
     let mut child = ChildHolder::spawn(url, &name, TTL);
-    let old = tokio::task::block_in_place(|| child.held());
+    let old = tokio::task::block_in_place(|| child.held()).unwrap();
     tally.check(store.write(old), "freeze: holder's write rejected");
     child.signal("-STOP");
     tally.faults += 1;
@@ -320,11 +332,18 @@ fn tally_store(tally: &mut Tally, store: &FencedStore) {
 }
 
 fn report(label: &str, tally: &Tally) {
+    // Without fencing tokens (LDLM) nothing is written through a store.
+    let writes = if tally.accepted + tally.rejected > 0 {
+        format!(
+            "writes accepted {}, stale writes rejected {}",
+            tally.accepted, tally.rejected
+        )
+    } else {
+        "judged by event order (no fencing tokens)".to_string()
+    };
     println!(
-        "faults {label}: grants checked {}, writes accepted {}, stale writes rejected {}, faults injected {}, checks {}, violations {}",
+        "faults {label}: grants checked {}, {writes}, faults injected {}, checks {}, violations {}",
         tally.grants,
-        tally.accepted,
-        tally.rejected,
         tally.faults,
         tally.checks,
         tally.violations.len()
@@ -352,7 +371,9 @@ async fn child_holder() {
     let client = Client::connect(url).await.unwrap();
     let lock = client.lock(name, LockOptions::mutex().ttl(ttl)).unwrap();
     let lease = lock.acquire(PATIENCE).await.unwrap();
-    let token = lease.fencing_token().unwrap();
+    let token = lease
+        .fencing_token()
+        .map_or_else(|| "none".to_string(), |t| t.to_string());
     println!("fault-child: held {token}");
     let mut lines = std::io::BufReader::new(std::io::stdin()).lines();
     while let Some(Ok(line)) = tokio::task::block_in_place(|| lines.next()) {
@@ -361,6 +382,144 @@ async fn child_holder() {
             println!("fault-child: state {state} {token}");
         }
     }
+}
+
+/// Will tell when `lease` is reported lost, by this machine's clock.
+/// Register it while the lease is held: a callback registered later runs
+/// at once, at its registration's time.
+fn loss_clock(lease: &Lease) -> tokio::sync::oneshot::Receiver<SystemTime> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    lease.on_lost(move |_| {
+        let _ = tx.send(SystemTime::now());
+    });
+    rx
+}
+
+/// The time a [`loss_clock`] reports (bounded wait).
+async fn lost_at(clock: tokio::sync::oneshot::Receiver<SystemTime>) -> Option<SystemTime> {
+    tokio::time::timeout(PATIENCE, clock).await.ok()?.ok()
+}
+
+/// The first grant of `name` by the server after `since`.
+fn granted_after(log: &ldlm_log::ServerLog, name: &str, since: SystemTime) -> Option<SystemTime> {
+    log.grants(name).into_iter().find(|at| *at > since)
+}
+
+/// LDLM partition: the holder's proxy freezes past the TTL.
+async fn ldlm_partition(url: &str, log: &ldlm_log::ServerLog, tally: &mut Tally) {
+    let proxy = proxy::Proxy::start(address(url, "ldlm://")).await;
+    let name = unique("partition");
+    let cut_off = connect(&format!("ldlm://{}?max_retries=0", proxy.addr)).await;
+    let lease = acquire(&cut_off, &name).await;
+    let granted = SystemTime::now();
+    let loss = loss_clock(&lease);
+    proxy.freeze();
+    tally.faults += 1;
+    let other = connect(url).await;
+    let next = acquire(&other, &name).await;
+    tally.check(
+        !lease.is_held(),
+        "ldlm partition: the cut-off holder still believes it holds the lock granted to another",
+    );
+    let lost = lost_at(loss).await;
+    let regranted = granted_after(log, &name, granted);
+    tally.grants += 2;
+    tally.check(lost.is_some(), "ldlm partition: no lost signal");
+    tally.check(
+        regranted.is_some(),
+        "ldlm partition: the server's log shows no second grant",
+    );
+    if let (Some(lost), Some(regranted)) = (lost, regranted) {
+        tally.check(
+            lost < regranted,
+            format!(
+                "ldlm partition: the holder reported its loss {:?} after the lock was granted again",
+                lost.duration_since(regranted).unwrap_or_default()
+            ),
+        );
+        tally.outcomes.push(format!(
+            "partition: loss reported {} ms before the next grant",
+            regranted
+                .duration_since(lost)
+                .unwrap_or_default()
+                .as_millis()
+        ));
+    }
+    next.release().await.unwrap();
+    drop(proxy);
+}
+
+/// LDLM kill -9 of a holder process: its connection ends, the server frees
+/// the lock.
+async fn ldlm_kill_holder(url: &str, tally: &mut Tally) {
+    let name = unique("kill");
+    let mut child = ChildHolder::spawn(url, &name, TTL);
+    let token = tokio::task::block_in_place(|| child.held());
+    tally.check(token.is_none(), "ldlm kill: a fencing token from LDLM");
+    child.signal("-KILL");
+    tally.faults += 1;
+    let client = connect(url).await;
+    let next = acquire(&client, &name).await;
+    tally.grants += 2;
+    tally.check(next.is_held(), "ldlm kill: the lock never came free");
+    next.release().await.unwrap();
+}
+
+/// LDLM SIGSTOP past the TTL, then SIGCONT: the server frees the lock when
+/// its timer runs out (the stopped holder's connection stays open), and the
+/// woken holder knows it lost.
+async fn ldlm_freeze_holder(url: &str, tally: &mut Tally) {
+    let name = unique("freeze");
+    let mut child = ChildHolder::spawn(url, &name, TTL);
+    tokio::task::block_in_place(|| child.held());
+    child.signal("-STOP");
+    tally.faults += 1;
+    let client = connect(url).await;
+    let next = acquire(&client, &name).await;
+    child.signal("-CONT");
+    let says_held = tokio::task::block_in_place(|| child.says_held());
+    tally.grants += 2;
+    tally.check(
+        !says_held,
+        "ldlm freeze: the woken holder says it holds a lock granted to another",
+    );
+    next.release().await.unwrap();
+}
+
+/// LDLM server restart: every lease is reported lost (the server keeps no
+/// state), before the restarted server grants the lock again; the same
+/// client locks again.
+async fn ldlm_restart(
+    url: &str,
+    servers: &FaultServers,
+    log: &ldlm_log::ServerLog,
+    tally: &mut Tally,
+) {
+    let name = unique("restart");
+    let client = connect(url).await;
+    let lease = acquire(&client, &name).await;
+    let granted = SystemTime::now();
+    let loss = loss_clock(&lease);
+    servers.script("ldlm.sh", "restart", "ldlm").await;
+    let lost = lost_at(loss).await;
+    tally.faults += 1;
+    let again = acquire(&client, &name).await;
+    tally.grants += 2;
+    tally.check(lost.is_some(), "ldlm restart: no lost signal");
+    tally.check(!lease.is_held(), "ldlm restart: lost lease says held");
+    tally.check(
+        again.is_held(),
+        "ldlm restart: the client cannot lock again",
+    );
+    if let (Some(lost), Some(regranted)) = (lost, granted_after(log, &name, granted)) {
+        tally.check(
+            lost < regranted,
+            "ldlm restart: the loss was reported after the lock was granted again",
+        );
+    } else {
+        tally.check(false, "ldlm restart: no second grant in the server's log");
+    }
+    again.release().await.unwrap();
 }
 
 fn address(url: &str, scheme: &str) -> SocketAddr {
@@ -407,4 +566,24 @@ async fn ferretdb_stays_safe_under_faults() {
     freeze_holder(&url, &mut tally).await;
     restart_server(&url, &servers, "ferretdb.sh", "ferretdb", &mut tally).await;
     report("ferretdb", &tally);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldlm_stays_safe_under_faults() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let Some(servers) = FaultServers::from_env() else {
+        return;
+    };
+    let Some(url) = servers.ldlm_url() else {
+        return;
+    };
+    let log = ldlm_log::ServerLog::new(servers.ldlm_log());
+    let mut tally = Tally::default();
+    ldlm_partition(&url, &log, &mut tally).await;
+    ldlm_kill_holder(&url, &mut tally).await;
+    ldlm_freeze_holder(&url, &mut tally).await;
+    ldlm_restart(&url, &servers, &log, &mut tally).await;
+    report("ldlm", &tally);
 }

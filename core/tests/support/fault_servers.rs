@@ -33,6 +33,18 @@ impl FaultServers {
         format!("mongodb://127.0.0.1:{port}/")
     }
 
+    /// The ldlm:// URL of the fault suite's LDLM server, `None` (skip) when
+    /// tests/with-servers.sh found no LDLM server binary.
+    pub fn ldlm_url(&self) -> Option<String> {
+        crate::env::ldlm_env("POLYLOCK_TEST_FAULTS_DIR")?;
+        Some(read(&self.state("ldlm").join("url")))
+    }
+
+    /// The log of the fault suite's LDLM server.
+    pub fn ldlm_log(&self) -> PathBuf {
+        self.state("ldlm").join("ldlm.log")
+    }
+
     /// Runs `tests/servers/SCRIPT COMMAND STATE_DIR`; its output.
     pub async fn script(&self, script: &str, command: &str, server: &str) -> String {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
