@@ -42,7 +42,10 @@ pub enum Event {
         /// How long the lease was held until it was lost.
         held: Duration,
     },
-    /// An acquire call found the lock busy and started waiting.
+    /// An acquire call found the lock busy and started waiting. Where the
+    /// server waits ([`crate::Capabilities::server_wait`]: LDLM), it cannot
+    /// tell whether it parked the call: every acquire that may wait reports
+    /// this as its call is sent.
     WaitStarted {
         /// The lock's name.
         name: String,

@@ -6,6 +6,10 @@
 //! - `memory://[namespace]`: in-process; the embedded default and test oracle.
 //! - `consul://host:port` (and `consul+https://`): Consul sessions and KV,
 //!   compatible with HashiCorp's `api.Lock`, `api.Semaphore` and `consul lock`.
+//! - `mongodb://…`: an insert-only lease ledger in MongoDB (or FerretDB).
+//! - `ldlm://host:port` (and `ldlms://` with TLS): the LDLM lock server over
+//!   gRPC; the server waits for the lock, and frees a client's locks when
+//!   its connection ends. No fencing tokens (an efficiency lock).
 //!
 //! Every lease is renewed by the client's keeper until released; when the
 //! keeper cannot prove a lease before its deadline, the lease is lost:
