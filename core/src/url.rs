@@ -106,6 +106,8 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("prefix=a"), "{shown}");
+        let shown = redact("ldlms://:hunter2@127.0.0.1:3144/?ca=/ca.pem");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 
     #[test]

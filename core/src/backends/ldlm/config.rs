@@ -105,9 +105,10 @@ impl LdlmConfig {
             host: host.to_string(),
             port: url.port().unwrap_or(DEFAULT_PORT),
             tls,
-            password: password
-                .or_else(|| userinfo_password(url))
-                .or_else(|| env("LDLM_PASSWORD").map(Secret::new)),
+            password: match (password, userinfo_password(url)?) {
+                (Some(password), _) | (None, Some(password)) => Some(password),
+                (None, None) => env("LDLM_PASSWORD").map(Secret::new),
+            },
             ca_file: None,
             client_cert: None,
             skip_verify: false,
@@ -176,14 +177,17 @@ impl LdlmConfig {
     }
 }
 
-/// The password of `ldlm://:PASSWORD@host` (or `ldlm://PASSWORD@host`),
-/// percent-decoded.
-fn userinfo_password(url: &Url) -> Option<Secret> {
-    let raw = url
-        .password()
-        .or_else(|| Some(url.username()).filter(|u| !u.is_empty()))?;
-    let decoded = percent_decode(raw);
-    (!decoded.is_empty()).then(|| Secret::new(decoded))
+/// The password of `ldlm://:PASSWORD@host`, percent-decoded. LDLM has no
+/// user names; a URL with one is refused (URLs are shown with their
+/// password redacted, never their user name).
+fn userinfo_password(url: &Url) -> Result<Option<Secret>> {
+    if !url.username().is_empty() {
+        return Err(Error::invalid(
+            "LDLM has no user names: give the password as ldlm://:PASSWORD@host",
+        ));
+    }
+    let decoded = url.password().map(percent_decode).unwrap_or_default();
+    Ok((!decoded.is_empty()).then(|| Secret::new(decoded)))
 }
 
 fn percent_decode(text: &str) -> String {
@@ -257,6 +261,8 @@ mod tests {
             "ldlm://h:1?max_retries=-1",
             "ldlm://h:1?keepalive=1s",
             "ldlm://h:1/path",
+            "ldlm://user@h:1",
+            "ldlm://user:pw@h:1",
         ] {
             assert_eq!(
                 config(url, &[]).unwrap_err().kind(),
