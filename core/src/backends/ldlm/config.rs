@@ -3,7 +3,7 @@
 //! wins over the URL's userinfo, which wins over the environment).
 //!
 //! ```text
-//! ldlm://[:PASSWORD@]host[:port][?max_retries=N&keepalive=30s&connect_timeout=5s]
+//! ldlm://[:PASSWORD@]host[:port][?max_retries=N&keepalive=30s&connect_timeout=5s&call_timeout=10s]
 //! ldlms://[:PASSWORD@]host[:port][?ca=PATH&cert=PATH&key=PATH&skip_verify=true&…]
 //! ```
 //!
@@ -56,6 +56,9 @@ pub struct LdlmConfig {
     pub keepalive: Duration,
     /// Time limit for opening the connection (TCP, TLS, HTTP/2).
     pub connect_timeout: Duration,
+    /// Time limit for a call the server answers at once (all but a
+    /// waiting `Lock`): `TryLock`, `Renew`, `Unlock`.
+    pub call_timeout: Duration,
 }
 
 impl fmt::Debug for LdlmConfig {
@@ -71,6 +74,7 @@ impl fmt::Debug for LdlmConfig {
             .field("max_retries", &self.max_retries)
             .field("keepalive", &self.keepalive)
             .field("connect_timeout", &self.connect_timeout)
+            .field("call_timeout", &self.call_timeout)
             .finish()
     }
 }
@@ -115,6 +119,7 @@ impl LdlmConfig {
             max_retries: DEFAULT_MAX_RETRIES,
             keepalive: DEFAULT_KEEPALIVE,
             connect_timeout: Duration::from_secs(5),
+            call_timeout: Duration::from_secs(10),
         };
         let (mut cert, mut key) = (None, None);
         for (name, value) in url.query_pairs() {
@@ -133,9 +138,10 @@ impl LdlmConfig {
                 }
                 "keepalive" => config.keepalive = parse_go_duration(&value)?,
                 "connect_timeout" => config.connect_timeout = parse_go_duration(&value)?,
+                "call_timeout" => config.call_timeout = parse_go_duration(&value)?,
                 other => {
                     return Err(Error::invalid(format!(
-                        "unknown LDLM URL parameter {other:?}; known: ca, cert, key, skip_verify, max_retries, keepalive, connect_timeout"
+                        "unknown LDLM URL parameter {other:?}; known: ca, cert, key, skip_verify, max_retries, keepalive, connect_timeout, call_timeout"
                     )))
                 }
             }
@@ -161,8 +167,10 @@ impl LdlmConfig {
                 config.keepalive
             )));
         }
-        if config.connect_timeout.is_zero() {
-            return Err(Error::invalid("connect_timeout must be above 0"));
+        if config.connect_timeout.is_zero() || config.call_timeout.is_zero() {
+            return Err(Error::invalid(
+                "connect_timeout and call_timeout must be above 0",
+            ));
         }
         Ok(config)
     }
@@ -260,6 +268,7 @@ mod tests {
             "ldlms://h:1?skip_verify=maybe",
             "ldlm://h:1?max_retries=-1",
             "ldlm://h:1?keepalive=1s",
+            "ldlm://h:1?call_timeout=0",
             "ldlm://h:1/path",
             "ldlm://user@h:1",
             "ldlm://user:pw@h:1",

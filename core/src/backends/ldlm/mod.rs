@@ -103,13 +103,11 @@ impl LdlmBackend {
                     key: String::new(),
                     lock_timeout_seconds: 1,
                 };
-                let request = backend_ref.request(probe, None)?;
-                connection
-                    .rpc()
-                    .renew(request)
+                let request = backend_ref.request(probe, Some(backend_ref.config.call_timeout))?;
+                backend_ref
+                    .answer(connection.rpc().renew(request))
                     .await
                     .map(|_| ())
-                    .map_err(|status| status_error(&status))
             })
             .await?;
         Ok(backend)
@@ -127,6 +125,29 @@ impl LdlmBackend {
             request.set_timeout(timeout);
         }
         Ok(request)
+    }
+
+    /// A request for a call the server answers at once (all but `Lock`),
+    /// with the call time limit as its deadline.
+    fn at_once<T>(&self, message: T) -> Result<tonic::Request<T>> {
+        self.request(message, Some(self.config.call_timeout))
+    }
+
+    /// The reply to a call the server answers at once; a server that does
+    /// not answer within the call time limit is a connection error.
+    async fn answer<T>(
+        &self,
+        call: impl std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.config.call_timeout + ANSWER_GRACE, call).await {
+            Ok(Ok(reply)) => Ok(reply.into_inner()),
+            Ok(Err(status)) => Err(status_error(&status)),
+            Err(_) => Err(Error::Connection(format!(
+                "the LDLM server at {} did not answer within {:?}",
+                self.config.address(),
+                self.config.call_timeout
+            ))),
+        }
     }
 
     /// Runs `call` on the open connection, opening one as needed, and
@@ -185,12 +206,9 @@ impl LdlmBackend {
                 lock_timeout_seconds: Some(whole_seconds(request.ttl)),
                 size: Some(size),
             };
-            let reply = connection
-                .rpc()
-                .try_lock(self.request(message, None)?)
-                .await
-                .map_err(|status| status_error(&status))?
-                .into_inner();
+            let reply = self
+                .answer(connection.rpc().try_lock(self.at_once(message)?))
+                .await?;
             self.read_lock_reply(request, reply, connection)
         })
         .await
@@ -269,12 +287,9 @@ impl LdlmBackend {
             key: key.to_string(),
             lock_timeout_seconds: ttl_seconds,
         };
-        let reply = connection
-            .rpc()
-            .renew(self.request(message, None)?)
-            .await
-            .map_err(|status| status_error(&status))?
-            .into_inner();
+        let reply = self
+            .answer(connection.rpc().renew(self.at_once(message)?))
+            .await?;
         if reply.locked {
             return Ok(Ok(()));
         }
@@ -293,12 +308,9 @@ impl LdlmBackend {
             name: name.to_string(),
             key: key.to_string(),
         };
-        let reply = connection
-            .rpc()
-            .unlock(self.request(message, None)?)
-            .await
-            .map_err(|status| status_error(&status))?
-            .into_inner();
+        let reply = self
+            .answer(connection.rpc().unlock(self.at_once(message)?))
+            .await?;
         if reply.unlocked {
             return Ok(Ok(()));
         }
