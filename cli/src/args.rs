@@ -9,11 +9,13 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "polylock", version, about, after_help = crate::exit::CODES_HELP)]
 pub struct Cli {
-    /// The backend URL (consul://127.0.0.1:8500, mongodb://…, memory://).
+    /// The backend URL (consul://127.0.0.1:8500, mongodb://…, ldlm://host:3144,
+    /// memory://).
     #[arg(long, env = "POLYLOCK_URL", global = true, hide_env_values = true)]
     pub url: Option<String>,
 
-    /// An access token (Consul ACL token); kept out of every output.
+    /// An access token (Consul ACL token, LDLM password); kept out of every
+    /// output.
     #[arg(long, env = "POLYLOCK_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
 
@@ -35,21 +37,40 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a command while holding the lock; on loss, stop it and fail.
+    ///
+    /// The command sees POLYLOCK_NAME, POLYLOCK_HOLDER (the holder id, for
+    /// `renew` and `release`) and POLYLOCK_FENCING_TOKEN. On a backend
+    /// without fencing tokens (LDLM) POLYLOCK_FENCING_TOKEN is unset, even
+    /// if polylock's own environment had one (from an outer `run`). If the
+    /// lock is lost, the command gets SIGTERM, then SIGKILL after --grace,
+    /// and run exits 5; otherwise run releases the lock and exits with the
+    /// command's code.
     Run(RunArgs),
     /// Take the lock and leave it held for its TTL (print the lease); for
     /// scripts, with `renew` and `release`.
+    ///
+    /// Only where a lease outlives the process that took it (Consul,
+    /// MongoDB). On a backend whose server frees a lock as soon as the
+    /// connection that took it closes (LDLM), the lock would end when
+    /// polylock exits, so acquire refuses (exit 2): hold the lock for the
+    /// work instead, with `polylock run NAME -- COMMAND`.
     Acquire(AcquireArgs),
-    /// Renew a lease taken by `acquire`.
+    /// Renew a lease by its holder id (from `acquire`, or POLYLOCK_HOLDER
+    /// under `run`).
     Renew(HolderArgs),
-    /// Release a lease taken by `acquire`.
+    /// Release a lease by its holder id (from `acquire`, or POLYLOCK_HOLDER
+    /// under `run`); a `run` holding it is stopped and exits 5.
     Release(HolderArgs),
-    /// Show a lock's holders, values, fencing tokens and expiry.
+    /// Show a lock's holders, values, fencing tokens and expiry (not on
+    /// LDLM, which cannot show holders).
     Status(NameArg),
-    /// List the held locks (under a prefix).
+    /// List the held locks (under a prefix; not on LDLM).
     List(ListArgs),
-    /// Force-release a lock from every holder.
+    /// Force-release a lock from every holder (not on LDLM, which cannot
+    /// list holders: release one by its holder id there).
     Delete(DeleteArgs),
-    /// Print a lock's events (acquired, released, expired) as they happen.
+    /// Print a lock's events (acquired, released, expired) as they happen
+    /// (memory://, MongoDB).
     Watch(WatchArgs),
 }
 
@@ -100,7 +121,8 @@ pub struct AcquireArgs {
 pub struct HolderArgs {
     /// The lock's name.
     pub name: String,
-    /// The holder id `acquire` printed.
+    /// The holder id (`acquire` prints it; `run` gives it to its command as
+    /// POLYLOCK_HOLDER; on LDLM it is the lock's key).
     #[arg(long)]
     pub holder: String,
     /// The TTL to renew for (backends with sessions keep the session's).

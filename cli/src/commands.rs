@@ -1,5 +1,11 @@
 //! The scripted subcommands: `acquire`, `renew`, `release`, `status`,
 //! `list`, `delete`, `watch`. Each returns its exit code.
+//!
+//! A subcommand the backend cannot serve is refused up front from the
+//! backend's [`polylock::Capabilities`] (never its scheme) with a usage
+//! error ([`exit::USAGE`]) that says why: `acquire` needs leases that outlive
+//! the connection, `status`, `list` and `delete` need inspection, `watch`
+//! an event stream.
 
 use polylock::{Client, Error, LockOptions, Result, Wait};
 
@@ -17,7 +23,18 @@ pub fn lock(client: &Client, args: &LockArgs) -> Result<polylock::Lock> {
 }
 
 /// `acquire`: take the lock, print the lease, leave it held for its TTL.
+/// Refused where a lease ends with the connection that took it (LDLM): it
+/// would end with this process.
 pub async fn acquire(client: &Client, out: Output, args: AcquireArgs) -> Result<i32> {
+    if !client.capabilities().outlives_connection {
+        return Err(Error::Usage(format!(
+            "acquire cannot leave {name:?} held on the {scheme} backend: its server frees a lock \
+             as soon as the connection that took it closes, so the lock would end when polylock \
+             exits; hold it while a command runs instead: polylock run {name} -- COMMAND",
+            name = args.lock.name,
+            scheme = client.scheme(),
+        )));
+    }
     let lock = lock(client, &args.lock)?;
     let wait = args.lock.timeout.map_or(Wait::No, Wait::For);
     let Some(lease) = lock.acquire_with(wait).await? else {
@@ -48,18 +65,30 @@ pub async fn release(client: &Client, out: Output, args: HolderArgs) -> Result<i
 
 /// `status`: holders of a lock.
 pub async fn status(client: &Client, out: Output, args: NameArg) -> Result<i32> {
+    require_inspection(client, "status", "show a lock's holders")?;
     out.status(&client.status(&args.name).await?);
     Ok(exit::OK)
 }
 
 /// `list`: held locks under a prefix.
 pub async fn list(client: &Client, out: Output, args: ListArgs) -> Result<i32> {
+    require_inspection(client, "list", "list the held locks")?;
     out.names(&client.list(&args.prefix).await?);
     Ok(exit::OK)
 }
 
-/// `delete`: force-release, only with `--yes`.
+/// `delete`: force-release, only with `--yes`, where the backend can list
+/// the holders.
 pub async fn delete(client: &Client, out: Output, args: DeleteArgs) -> Result<i32> {
+    if !client.capabilities().inspection {
+        return Err(Error::Usage(format!(
+            "delete takes {name:?} away from every holder, but the {scheme} backend cannot list \
+             a lock's holders; release one lease by its holder id instead: \
+             polylock release {name} --holder HOLDER",
+            name = args.name,
+            scheme = client.scheme(),
+        )));
+    }
     if !args.yes {
         return Err(Error::Usage(format!(
             "delete takes {:?} away from its holders; confirm with --yes",
@@ -73,6 +102,13 @@ pub async fn delete(client: &Client, out: Output, args: DeleteArgs) -> Result<i3
 
 /// `watch`: print events until `--count` or until interrupted.
 pub async fn watch(client: &Client, out: Output, args: WatchArgs) -> Result<i32> {
+    if !client.capabilities().event_stream {
+        return Err(Error::Usage(format!(
+            "the {} backend does not support lock event streams, which watch prints \
+             (memory:// and MongoDB have them)",
+            client.scheme()
+        )));
+    }
     let mut events = if args.prefix {
         client.watch_prefix(&args.name)?
     } else {
@@ -89,4 +125,17 @@ pub async fn watch(client: &Client, out: Output, args: WatchArgs) -> Result<i32>
         seen += 1;
     }
     Ok(exit::OK)
+}
+
+/// Refuses `command` on a backend without operator views (LDLM), which
+/// cannot `what`.
+fn require_inspection(client: &Client, command: &str, what: &str) -> Result<()> {
+    if client.capabilities().inspection {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{command} needs a backend that can {what}, and the {} backend cannot: its server does \
+         not show who holds a lock (renew and release by holder id work)",
+        client.scheme()
+    )))
 }

@@ -2,7 +2,12 @@
 //!
 //! The command gets the lease in its environment (`POLYLOCK_NAME`,
 //! `POLYLOCK_HOLDER`, `POLYLOCK_FENCING_TOKEN`) so it can fence its own
-//! writes. If the lease is lost, the command gets SIGTERM, then SIGKILL
+//! writes. On a backend without fencing tokens (LDLM: `fencing_token()` is
+//! `None`) `POLYLOCK_FENCING_TOKEN` is removed from the command's
+//! environment rather than left as `run` inherited it: a token from an
+//! outer `run` (another lock's) must not pass for this lease's, and a
+//! command that fences sees plainly that there is nothing to fence with.
+//! If the lease is lost, the command gets SIGTERM, then SIGKILL
 //! after `--grace`, and `run` exits with [`exit::LOST`]. Otherwise `run`
 //! releases the lock and exits with the command's code. SIGTERM, SIGINT and
 //! SIGHUP sent to `run` are passed on to the command.
@@ -60,15 +65,17 @@ async fn take(client: &Client, args: &RunArgs) -> polylock::Result<Option<Lease>
     lock.acquire_with(wait).await
 }
 
+/// Starts the command with the lease in its environment.
 fn spawn(args: &RunArgs, lease: &Lease) -> std::io::Result<Child> {
     let mut command = Command::new(&args.command[0]);
     command
         .args(&args.command[1..])
         .env("POLYLOCK_NAME", lease.name())
         .env("POLYLOCK_HOLDER", lease.holder());
-    if let Some(token) = lease.fencing_token() {
-        command.env("POLYLOCK_FENCING_TOKEN", token.to_string());
-    }
+    match lease.fencing_token() {
+        Some(token) => command.env("POLYLOCK_FENCING_TOKEN", token.to_string()),
+        None => command.env_remove("POLYLOCK_FENCING_TOKEN"),
+    };
     command.spawn()
 }
 

@@ -1,6 +1,7 @@
 //! The `polylock` binary, run as a user would, against memory:// and the real
 //! servers `tests/with-servers.sh` starts (Consul; FerretDB where the
-//! backend supports the subcommand).
+//! backend supports the subcommand; LDLM, where `acquire` and the operator
+//! views are refused and `run`, `renew` and `release` work).
 
 #[path = "../../core/tests/support/env.rs"]
 mod env;
@@ -37,16 +38,31 @@ fn run(url: &str, args: &[&str]) -> Output {
     finish(child)
 }
 
-/// Waits for `child` (at most [`BOUND`]) and collects its output.
+/// Waits for `child` (at most [`BOUND`]; then kills it) and collects its
+/// output.
 fn finish(child: Child) -> Output {
+    let pid = child.id();
     let (done, output) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = done.send(child.wait_with_output());
     });
-    output
-        .recv_timeout(BOUND)
-        .expect("polylock finished within the bound")
-        .expect("polylock's output")
+    match output.recv_timeout(BOUND) {
+        Ok(output) => output.expect("polylock's output"),
+        Err(_) => {
+            kill(pid);
+            panic!("polylock did not finish within {BOUND:?}; killed it");
+        }
+    }
+}
+
+/// SIGKILL to a child that outlived [`BOUND`], so no test leaves one behind.
+fn kill(pid: u32) {
+    let pid = i32::try_from(pid).expect("a pid");
+    // SAFETY: kill(2) with a valid signal on our own child's pid (not yet
+    // reaped: its waiting thread is still blocked in wait).
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
 }
 
 fn code(output: &Output) -> i32 {
@@ -92,18 +108,41 @@ fn ferretdb() -> Option<String> {
     env::server_env("POLYLOCK_TEST_FERRETDB_URL", true)
 }
 
+fn ldlm() -> Option<String> {
+    env::ldlm_env("POLYLOCK_TEST_LDLM_URL")
+}
+
+/// Whether a backend's grants carry fencing tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fencing {
+    /// Consul, MongoDB, memory://.
+    Tokens,
+    /// LDLM.
+    None,
+}
+
 // ---- every backend -------------------------------------------------------
 
-/// `run` passes the command's exit code and the lease in its environment.
-fn run_passes_exit_code_and_lease(url: &str) {
+/// `run` passes the command's exit code and the lease in its environment
+/// (no POLYLOCK_FENCING_TOKEN without fencing, not even one `run` inherited).
+fn run_passes_exit_code_and_lease(url: &str, fencing: Fencing) {
     let name = unique("run");
     expect(url, &["run", &name, "--", "sh", "-c", "exit 7"], 7);
-    let script = r#"test "$POLYLOCK_NAME" = "$1" && test -n "$POLYLOCK_HOLDER" && test -n "$POLYLOCK_FENCING_TOKEN""#;
-    expect(
-        url,
-        &["run", &name, "--", "sh", "-c", script, "sh", &name],
-        0,
-    );
+    let token_check = match fencing {
+        Fencing::Tokens => {
+            r#"test -n "$POLYLOCK_FENCING_TOKEN" && test "$POLYLOCK_FENCING_TOKEN" != stale"#
+        }
+        Fencing::None => r#"test -z "${POLYLOCK_FENCING_TOKEN+set}""#,
+    };
+    let script =
+        format!(r#"test "$POLYLOCK_NAME" = "$1" && test -n "$POLYLOCK_HOLDER" && {token_check}"#);
+    let output = polylock(url)
+        // As an outer `run` would have left it.
+        .env("POLYLOCK_FENCING_TOKEN", "stale")
+        .args(["run", &name, "--", "sh", "-c", &script, "sh", &name])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
     expect(
         url,
         &["run", &name, "--", "sh", "-c", "kill -9 $$"],
@@ -112,6 +151,12 @@ fn run_passes_exit_code_and_lease(url: &str) {
     expect(url, &["run", &name, "--", "/nonexistent/command"], 127);
     if url.starts_with("memory:") {
         return; // the store lives in each process
+    }
+    if fencing == Fencing::None {
+        // The lock was released every time: a run that may not wait long
+        // gets it.
+        expect(url, &["run", &name, "--timeout", "5s", "--", "true"], 0);
+        return;
     }
     // The lock was released every time: acquire does not wait.
     let lease = expect(url, &["acquire", &name, "--json"], 0);
@@ -129,20 +174,27 @@ fn run_passes_exit_code_and_lease(url: &str) {
 
 #[test]
 fn memory_run() {
-    run_passes_exit_code_and_lease("memory://");
+    run_passes_exit_code_and_lease("memory://", Fencing::Tokens);
 }
 
 #[test]
 fn consul_run() {
     if let Some(url) = consul() {
-        run_passes_exit_code_and_lease(&url);
+        run_passes_exit_code_and_lease(&url, Fencing::Tokens);
     }
 }
 
 #[test]
 fn ferretdb_run() {
     if let Some(url) = ferretdb() {
-        run_passes_exit_code_and_lease(&url);
+        run_passes_exit_code_and_lease(&url, Fencing::Tokens);
+    }
+}
+
+#[test]
+fn ldlm_run() {
+    if let Some(url) = ldlm() {
+        run_passes_exit_code_and_lease(&url, Fencing::None);
     }
 }
 
@@ -278,15 +330,14 @@ fn consul_semaphore_status_and_delete() {
 
 // ---- run: exclusion and loss -------------------------------------------------
 
-/// A `run` whose command prints `started`, then waits for stdin to close
-/// (exit 0) or for SIGTERM (prints `got-term`, exit 0).
-fn start_holding_run(url: &str, name: &str) -> (Child, BufReader<std::process::ChildStdout>) {
-    let script =
-        r#"trap 'echo got-term; exit 0' TERM; echo started; while read -r line; do :; done"#;
+/// A `run` whose command prints `started HOLDER`, then waits for stdin to
+/// close (exit 0) or for SIGTERM (prints `got-term`, exit 0); its holder id.
+fn start_holding_run(url: &str, name: &str, extra: &[&str]) -> HoldingRun {
+    let script = r#"trap 'echo got-term; exit 0' TERM; echo "started $POLYLOCK_HOLDER"; while read -r line; do :; done"#;
     let mut child = polylock(url)
-        .args([
-            "run", name, "--ttl", "10s", "--grace", "5s", "--", "sh", "-c", script,
-        ])
+        .args(["run", name, "--ttl", "10s", "--grace", "5s"])
+        .args(extra)
+        .args(["--", "sh", "-c", script])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -295,12 +346,43 @@ fn start_holding_run(url: &str, name: &str) -> (Child, BufReader<std::process::C
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "started");
-    (child, stdout)
+    let holder = line
+        .trim()
+        .strip_prefix("started ")
+        .unwrap_or_else(|| panic!("{line:?} is not `started HOLDER`"))
+        .to_string();
+    HoldingRun {
+        child,
+        stdout,
+        holder,
+    }
 }
 
-/// Waits for `child` (bounded) after its stdout was taken.
+/// A `run` holding its lock while its command waits ([`start_holding_run`]).
+struct HoldingRun {
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+    holder: String,
+}
+
+impl HoldingRun {
+    /// The command's next line.
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim().to_string()
+    }
+
+    /// Lets the command end; `run`'s exit status and stderr.
+    fn finish(mut self) -> (ExitStatus, String) {
+        drop(self.child.stdin.take());
+        wait_bounded(self.child)
+    }
+}
+
+/// Waits for `child` (bounded; then killed) after its stdout was taken.
 fn wait_bounded(mut child: Child) -> (ExitStatus, String) {
+    let pid = child.id();
     let mut stderr = child.stderr.take().unwrap();
     let (done, status) = mpsc::channel();
     std::thread::spawn(move || {
@@ -308,34 +390,33 @@ fn wait_bounded(mut child: Child) -> (ExitStatus, String) {
         let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
         let _ = done.send((child.wait(), text));
     });
-    let (status, text) = status
-        .recv_timeout(BOUND)
-        .expect("run ended within the bound");
-    (status.unwrap(), text)
+    match status.recv_timeout(BOUND) {
+        Ok((status, text)) => (status.unwrap(), text),
+        Err(_) => {
+            kill(pid);
+            panic!("run did not end within {BOUND:?}; killed it");
+        }
+    }
 }
 
 #[test]
 fn consul_run_excludes_others_and_stops_the_command_on_loss() {
     let Some(url) = consul() else { return };
     let name = unique("lost");
-    let (mut holder, mut out) = start_holding_run(&url, &name);
+    let mut holder = start_holding_run(&url, &name, &[]);
     // Another run cannot get in while the command runs.
     expect(&url, &["run", &name, "--timeout", "300ms", "--", "true"], 3);
     let status = expect(&url, &["status", &name, "--json"], 0);
     assert_eq!(status["held"], true);
+    assert_eq!(status["holders"][0]["holder"], holder.holder.as_str());
     // The operator takes the lock away: the command is stopped, run fails.
     expect(&url, &["delete", &name, "--yes"], 0);
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "got-term");
-    drop(holder.stdin.take());
-    let (status, stderr) = wait_bounded(holder);
+    assert_eq!(holder.line(), "got-term");
+    let (status, stderr) = holder.finish();
     assert_eq!(status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("lost the lock"), "{stderr}");
     // And a command that ends on its own releases the lock.
-    let (mut holder, _out) = start_holding_run(&url, &name);
-    drop(holder.stdin.take());
-    let (status, stderr) = wait_bounded(holder);
+    let (status, stderr) = start_holding_run(&url, &name, &[]).finish();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert_eq!(expect(&url, &["status", &name, "--json"], 0)["held"], false);
 }
@@ -378,4 +459,263 @@ fn ferretdb_watch_prints_other_processes_events() {
     assert_eq!(events[0]["event"], "acquired");
     assert_eq!(events[1]["event"], "released");
     assert_eq!(events[0]["fencing_token"], events[1]["fencing_token"]);
+}
+
+// ---- LDLM: locks end with their connection, no operator views ---------------
+
+/// Runs and expects a usage error (exit 2, nothing on stdout) whose message
+/// names the ldlm backend and contains every one of `needles`.
+fn expect_refused(url: &str, args: &[&str], needles: &[&str]) {
+    let output = run(url, args);
+    let err = stderr(&output);
+    assert_eq!(code(&output), 2, "polylock {args:?}: {err}");
+    assert!(
+        stdout(&output).is_empty(),
+        "polylock {args:?}: {}",
+        stdout(&output)
+    );
+    assert!(err.contains("ldlm backend"), "polylock {args:?}: {err}");
+    for needle in needles {
+        assert!(
+            err.contains(needle),
+            "polylock {args:?}: no {needle:?} in {err}"
+        );
+    }
+}
+
+#[test]
+fn ldlm_acquire_is_refused_and_points_to_run() {
+    let Some(url) = ldlm() else { return };
+    let name = unique("acquire");
+    let hint = format!("polylock run {name} -- COMMAND");
+    let why = "frees a lock as soon as the connection that took it closes";
+    expect_refused(&url, &["acquire", &name], &[why, &hint]);
+    expect_refused(
+        &url,
+        &[
+            "acquire",
+            &name,
+            "--json",
+            "--timeout",
+            "1s",
+            "--limit",
+            "2",
+        ],
+        &[why, &hint],
+    );
+    // Refused before asking: the server never saw a request for the name
+    // (it logs each request as it arrives, before it answers).
+    if let Ok(log) = std::env::var("POLYLOCK_TEST_LDLM_LOG") {
+        let log = std::fs::read_to_string(log).expect("the LDLM server's log");
+        assert!(
+            !log.contains(&format!("\"{name}\"")),
+            "{name} reached the server"
+        );
+    }
+    // And a run takes it at once.
+    expect(&url, &["run", &name, "--timeout", "5s", "--", "true"], 0);
+    let help = stdout(&run(&url, &["acquire", "--help"]));
+    assert!(
+        help.contains("LDLM") && help.contains("polylock run NAME -- COMMAND"),
+        "{help}"
+    );
+}
+
+#[test]
+fn ldlm_operator_views_are_refused_clearly() {
+    let Some(url) = ldlm() else { return };
+    let name = unique("views");
+    let holders = "show a lock's holders";
+    expect_refused(&url, &["status", &name], &["status needs", holders]);
+    expect_refused(
+        &url,
+        &["status", &name, "--json"],
+        &["status needs", holders],
+    );
+    expect_refused(&url, &["list"], &["list needs", "list the held locks"]);
+    expect_refused(&url, &["list", "cli-test/", "--json"], &["list needs"]);
+    let release = format!("polylock release {name} --holder HOLDER");
+    for args in [vec!["delete", &name, "--yes"], vec!["delete", &name]] {
+        expect_refused(&url, &args, &["cannot list a lock's holders", &release]);
+    }
+    let events = "does not support lock event streams";
+    expect_refused(&url, &["watch", &name], &[events]);
+    expect_refused(
+        &url,
+        &["watch", "cli-test/", "--prefix", "--count", "1"],
+        &[events],
+    );
+}
+
+#[test]
+fn ldlm_run_excludes_others_and_renew_and_release_work_by_holder() {
+    let Some(url) = ldlm() else { return };
+    let name = unique("lost");
+    let mut holder = start_holding_run(&url, &name, &[]);
+    let key = holder.holder.clone();
+    // Another run cannot get in while the command runs.
+    expect(&url, &["run", &name, "--timeout", "300ms", "--", "true"], 3);
+    // Another process renews the lease by its key (the holder id).
+    let renewed = expect(
+        &url,
+        &["renew", &name, "--holder", &key, "--ttl", "12s", "--json"],
+        0,
+    );
+    assert_eq!(renewed["ttl_ms"], 12_000, "{renewed}");
+    expect(&url, &["renew", &name, "--holder", "not-a-key"], 4);
+    expect(&url, &["release", &name, "--holder", "not-a-key"], 4);
+    // It still holds: the wrong keys changed nothing.
+    expect(&url, &["run", &name, "--timeout", "300ms", "--", "true"], 3);
+    // Another process releases it by its key: the command is stopped and run
+    // fails, as after Consul's force release.
+    let released = expect(&url, &["release", &name, "--holder", &key, "--json"], 0);
+    assert_eq!(released["released"], true, "{released}");
+    assert_eq!(holder.line(), "got-term");
+    let (status, stderr) = holder.finish();
+    assert_eq!(status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("lost the lock"), "{stderr}");
+    // Released already.
+    expect(&url, &["release", &name, "--holder", &key], 4);
+    expect(&url, &["renew", &name, "--holder", &key], 4);
+    // A command that ends on its own releases the lock.
+    let (status, stderr) = start_holding_run(&url, &name, &[]).finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    expect(&url, &["run", &name, "--timeout", "5s", "--", "true"], 0);
+}
+
+#[test]
+fn ldlm_run_semaphore() {
+    let Some(url) = ldlm() else { return };
+    let name = unique("semaphore");
+    let first = start_holding_run(&url, &name, &["--limit", "2"]);
+    let second = start_holding_run(&url, &name, &["--limit", "2"]);
+    assert_ne!(first.holder, second.holder);
+    expect(
+        &url,
+        &[
+            "run",
+            &name,
+            "--limit",
+            "2",
+            "--timeout",
+            "300ms",
+            "--",
+            "true",
+        ],
+        3,
+    );
+    // A held lock keeps its limit.
+    expect(&url, &["run", &name, "--limit", "3", "--", "true"], 2);
+    for holder in [first, second] {
+        let (status, stderr) = holder.finish();
+        assert_eq!(status.code(), Some(0), "{stderr}");
+    }
+}
+
+/// One invocation of [`ldlm_password_stays_out_of_output`].
+struct SecretCase<'a> {
+    /// Stands for the arguments in messages (which may hold the password).
+    what: &'a str,
+    url: &'a str,
+    args: Vec<&'a str>,
+    /// POLYLOCK_TOKEN, when set.
+    env_token: Option<&'a str>,
+    code: i32,
+}
+
+impl SecretCase<'_> {
+    /// Runs the case; fails if `secrets` appear in the output, then if the
+    /// exit code is not the expected one.
+    fn check(&self, secrets: &[&str]) {
+        let mut command = polylock(self.url);
+        if let Some(token) = self.env_token {
+            command.env("POLYLOCK_TOKEN", token);
+        }
+        let child = command
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = finish(child);
+        let all = format!("{}{}", stdout(&output), stderr(&output));
+        let what = self.what;
+        for (i, secret) in secrets.iter().enumerate() {
+            assert!(!all.contains(secret), "secret {i} was shown ({what})");
+        }
+        // Only now may the output appear in a message.
+        assert_eq!(code(&output), self.code, "{what}: {all}");
+        if self.code == 1 {
+            assert!(all.contains("refused the credentials"), "{what}: {all}");
+        }
+    }
+}
+
+#[test]
+fn ldlm_password_stays_out_of_output() {
+    let Some(url) = env::ldlm_env("POLYLOCK_TEST_LDLM_PASSWORD_URL") else {
+        return;
+    };
+    let password = env::ldlm_env("POLYLOCK_TEST_LDLM_PASSWORD")
+        .expect("POLYLOCK_TEST_LDLM_PASSWORD goes with its URL");
+    let wrong = "wrong-ldlm-password-3f9c1e";
+    let name = unique("password");
+    let in_url = url.replacen("ldlm://", &format!("ldlm://:{password}@"), 1);
+    let trace = ["--log", "trace"];
+    let true_run = [&trace[..], &["run", &name, "--", "true"]].concat();
+    let cases = [
+        SecretCase {
+            what: "no password",
+            url: &url,
+            args: true_run.clone(),
+            env_token: None,
+            code: 1,
+        },
+        SecretCase {
+            what: "a wrong --token",
+            url: &url,
+            args: [&["--token", wrong][..], &true_run].concat(),
+            env_token: None,
+            code: 1,
+        },
+        SecretCase {
+            what: "--token",
+            url: &url,
+            args: [&["--token", &password][..], &true_run].concat(),
+            env_token: None,
+            code: 0,
+        },
+        SecretCase {
+            what: "POLYLOCK_TOKEN",
+            url: &url,
+            args: true_run.clone(),
+            env_token: Some(&password),
+            code: 0,
+        },
+        SecretCase {
+            what: "the URL",
+            url: &in_url,
+            args: true_run.clone(),
+            env_token: None,
+            code: 0,
+        },
+        SecretCase {
+            what: "--token, status refused",
+            url: &url,
+            args: [&["--token", &password][..], &trace, &["status", &name]].concat(),
+            env_token: None,
+            code: 2,
+        },
+        SecretCase {
+            what: "the URL, acquire refused",
+            url: &in_url,
+            args: [&trace[..], &["acquire", &name]].concat(),
+            env_token: None,
+            code: 2,
+        },
+    ];
+    for case in &cases {
+        case.check(&[&password, wrong]);
+    }
 }
