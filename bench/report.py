@@ -10,11 +10,15 @@ Nothing here knows the backends or peers by name: a backend is whatever
 the lines say, its subjects are polylock, then floor, then the others in
 the order they appear. What a figure is comes from its metric name:
 
-    *_pNN_us                       a latency in µs (lower is better)
+    *_pNN_us                       a latency in µs (lower is better); known:
+                                   uncontended, uncontended_try (where
+                                   acquire and try differ: LDLM), handoff,
+                                   rpc_round_trip (the floor's one RPC)
     throughput_N_contenders_per_s  acquisitions/s with N contenders (higher)
     throughput_N_names_per_s       acquisitions/s over N names (higher)
     errors_N_contenders            failed acquisitions (lower)
     N_leases_requests_per_min      requests/min while holding N leases (lower)
+    N_leases_server_renews_per_min the same, as the server's log counts them
     N_leases_rss_bytes_per_lease   resident memory per lease (lower)
     N_leases_acquire_s             seconds to take N leases (lower)
     N_leases_lost                  leases lost while holding (lower)
@@ -65,8 +69,12 @@ WORDS = {
 
 LATENCY_NAMES = {
     "uncontended": "uncontended acquire+release",
+    "uncontended_try": "uncontended try_acquire+release",
     "handoff": "handoff (release → waiter holds)",
+    "rpc_round_trip": "one RPC round trip (floor's release call alone)",
 }
+# Row groups: uncontended figures, then handoff and the round trip beside it.
+LATENCY_GROUPS = {"uncontended": 0, "uncontended_try": 0, "handoff": 1, "rpc_round_trip": 1}
 
 
 def describe(metric, appearance=0):
@@ -75,7 +83,7 @@ def describe(metric, appearance=0):
     if m:
         what, q = m.group(1), int(m.group(2))
         label = f"{LATENCY_NAMES.get(what, what.replace('_', ' '))} p{q}"
-        group = {"uncontended": 0, "handoff": 1}.get(what, 2)
+        group = LATENCY_GROUPS.get(what, 2)
         return Figure(label, "latency", False, (group, what, q))
     m = re.fullmatch(r"throughput_(\d+)_contenders_per_s", metric)
     if m:
@@ -97,8 +105,9 @@ def describe(metric, appearance=0):
         known = {
             "acquire_s": (f"{n:,} leases: time to take them all", "seconds", 0),
             "requests_per_min": (f"{held}: requests/min", "requests", 1),
-            "rss_bytes_per_lease": (f"{held}: memory per lease", "bytes", 2),
-            "lost": (f"{held}: leases lost", "count", 3),
+            "server_renews_per_min": (f"{held}: renewals/min in the server's log", "requests", 2),
+            "rss_bytes_per_lease": (f"{held}: memory per lease", "bytes", 3),
+            "lost": (f"{held}: leases lost", "count", 4),
         }
         if rest in known:
             label, kind, sub = known[rest]

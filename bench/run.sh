@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The benchmark harness, one command: starts the real servers
 # (tests/with-servers.sh), runs polylock's scenarios (core/benches/
-# scenarios.rs: memory://, Consul, FerretDB, each with its raw floor) and
-# the peers side by side in the same run — HashiCorp's Go api.Lock and
-# api.Semaphore (bench/peers/consul-go) and mongodb-lock from npm
-# (bench/peers/mongodb-lock; mongo-dlock needs TTL indexes, which FerretDB v1
-# lacks) — then writes a Markdown table and a PNG chart.
+# scenarios.rs: memory://, Consul, FerretDB and, when its server binary is
+# there, LDLM, each with its raw floor) and the peers side by side in the
+# same run — HashiCorp's Go api.Lock and api.Semaphore
+# (bench/peers/consul-go), mongodb-lock from npm (bench/peers/mongodb-lock;
+# mongo-dlock needs TTL indexes, which FerretDB v1 lacks) and py-ldlm from
+# PyPI (bench/peers/py-ldlm) — then writes a Markdown table and a PNG chart.
 #
 #   bench/run.sh [OUT_DIR]          (default target/bench-report)
 #
@@ -25,7 +26,8 @@ cargo bench --no-run -q --locked -p polylock --bench scenarios
 (cd bench/peers/mongodb-lock && npm ci --no-audit --no-fund --silent)
 venv="$root/target/bench-venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check matplotlib
+"$venv/bin/python" -m pip install -q --disable-pip-version-check matplotlib \
+  -r bench/peers/py-ldlm/requirements.txt
 
 export POLYLOCK_BENCH_OUT="$out"
 # HashiCorp's api.Lock holds a monitoring long-poll per held lock and a
@@ -33,12 +35,24 @@ export POLYLOCK_BENCH_OUT="$out"
 # 200 connections per client address (429 errors), so the bench agents allow
 # more. (polylock caps its own watches; it runs within the default.)
 export POLYLOCK_CONSUL_MAX_CONNS=4096
+# The LDLM servers log at warn: at info the bench's server writes two JSON
+# lines per call, which slows it (the leases scenario counts renewals with
+# an HTTP/2-aware proxy, not from the log). POLYLOCK_LDLM_LOG_LEVEL=info
+# keeps the log, and scenarios.rs then also counts its Renew lines.
+export POLYLOCK_LDLM_LOG_LEVEL="${POLYLOCK_LDLM_LOG_LEVEL:-warn}"
+export POLYLOCK_BENCH_VENV="$venv"
 bash tests/with-servers.sh bash -c '
   set -euo pipefail
+  urls=(memory://bench "$POLYLOCK_TEST_CONSUL_URL" "$POLYLOCK_TEST_FERRETDB_URL")
+  if [ -n "${POLYLOCK_TEST_LDLM_URL:-}" ]; then
+    urls+=("$POLYLOCK_TEST_LDLM_URL")
+  else
+    echo "bench/run.sh: LDLM skipped (no LDLM server binary: see README \"LDLM\")" >&2
+  fi
   # The leases scenario last and in a process of its own (a fresh heap for
   # the memory-per-lease figure; thousands of leases left behind no longer
   # weigh on the other figures).
-  for url in memory://bench "$POLYLOCK_TEST_CONSUL_URL" "$POLYLOCK_TEST_FERRETDB_URL"; do
+  for url in "${urls[@]}"; do
     POLYLOCK_BENCH_SCENARIOS=latency,contended \
       cargo bench -q --locked -p polylock --bench scenarios -- "$url"
   done
@@ -46,7 +60,10 @@ bash tests/with-servers.sh bash -c '
     -iterations "${POLYLOCK_BENCH_ITERATIONS:-200}" -seconds "${POLYLOCK_BENCH_SECONDS:-5}" \
     -json "$POLYLOCK_BENCH_JSON"
   node bench/peers/mongodb-lock/bench.js "$POLYLOCK_TEST_FERRETDB_URL"
-  for url in memory://bench "$POLYLOCK_TEST_CONSUL_URL" "$POLYLOCK_TEST_FERRETDB_URL"; do
+  if [ -n "${POLYLOCK_TEST_LDLM_URL:-}" ]; then
+    "$POLYLOCK_BENCH_VENV/bin/python" bench/peers/py-ldlm/bench.py "$POLYLOCK_TEST_LDLM_URL"
+  fi
+  for url in "${urls[@]}"; do
     POLYLOCK_BENCH_SCENARIOS=leases cargo bench -q --locked -p polylock --bench scenarios -- "$url"
   done
 '

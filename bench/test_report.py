@@ -62,13 +62,20 @@ def sample():
                      handoff_p50_us=151_000.0, handoff_p99_us=196_500.0,
                      throughput_16_contenders_per_s=9.5, throughput_64_contenders_per_s=9.8)
     # LDLM: the floor is two raw RPCs; the peer py-ldlm.
-    rows += _figures("ldlm", "polylock", uncontended_p50_us=310.0, uncontended_p99_us=905.0)
-    rows += _figures("ldlm", "floor", uncontended_p50_us=252.0, uncontended_p99_us=700.0)
+    # acquire is its own call there (Lock), so try_acquire has rows of its own,
+    # and the floor reports one RPC's round trip.
+    rows += _figures("ldlm", "polylock", uncontended_p50_us=310.0, uncontended_p99_us=905.0,
+                     uncontended_try_p50_us=290.0, uncontended_try_p99_us=850.0)
+    rows += _figures("ldlm", "floor", uncontended_p50_us=252.0, uncontended_p99_us=700.0,
+                     uncontended_try_p50_us=240.0, uncontended_try_p99_us=690.0,
+                     rpc_round_trip_p50_us=118.0, rpc_round_trip_p99_us=350.0,
+                     handoff_p50_us=350.0, handoff_p99_us=1010.0)
     rows += _figures("ldlm", "polylock", handoff_p50_us=402.0, handoff_p99_us=1210.0)
     rows += _figures("ldlm", "polylock", throughput_16_contenders_per_s=2510.0,
                      errors_16_contenders=0.0, throughput_64_contenders_per_s=2390.0,
                      errors_64_contenders=0.0, throughput_1000_names_per_s=20_100.0)
     rows += _figures("ldlm", "py-ldlm", uncontended_p50_us=455.0, uncontended_p99_us=1500.0,
+                     uncontended_try_p50_us=430.0, uncontended_try_p99_us=1400.0,
                      handoff_p50_us=610.0, handoff_p99_us=2050.0,
                      throughput_16_contenders_per_s=1480.0, throughput_64_contenders_per_s=1320.0)
     # The leases scenario runs last, in processes of its own.
@@ -78,7 +85,7 @@ def sample():
     rows += _leases("mongodb", 1000, acquire_s=1.48, rss_bytes_per_lease=3020.0,
                     requests_per_min=182.0, lost=0.0)
     rows += _leases("ldlm", 10000, acquire_s=2.9, rss_bytes_per_lease=1400.0,
-                    requests_per_min=20_050.0, lost=0.0)
+                    requests_per_min=120_050.0, server_renews_per_min=120_010.0, lost=0.0)
     return rows
 
 
@@ -116,6 +123,9 @@ class Numbers(unittest.TestCase):
         self.assertEqual(report.describe("1000_leases_requests_per_min").kind, "requests")
         self.assertEqual(report.describe("10000_leases_rss_bytes_per_lease").kind, "bytes")
         self.assertEqual(report.describe("10000_leases_acquire_s").kind, "seconds")
+        self.assertEqual(report.describe("10000_leases_server_renews_per_min").kind, "requests")
+        self.assertEqual(report.describe("uncontended_try_p50_us").label,
+                         "uncontended try_acquire+release p50")
         self.assertEqual(report.describe("something_new_us").kind, "latency")
         self.assertIsNone(report.describe("mystery").higher_is_better)
 
@@ -145,6 +155,21 @@ class Report(unittest.TestCase):
         consul = md.split("## consul")[1].split("## mongodb")[0]
         order = [consul.index(s) for s in ("uncontended acquire+release p50", "handoff", "16 contenders",
                                            "64 contenders", "1,000 names", "errors, 16", "leases")]
+        self.assertEqual(order, sorted(order))
+
+    def test_ldlm(self):
+        md = report.markdown(report.Results.load(self.results))
+        ldlm = md.split("\n## ldlm")[1]
+        self.assertIn("Peers: py-ldlm.", ldlm)
+        self.assertIn("uncontended p50 310 µs — 1.23× floor (252 µs); 0.68× (faster) vs py-ldlm (455 µs)", md)
+        self.assertIn("| uncontended try_acquire+release p50 | lower | 290 µs | 240 µs | 1.21× floor | 430 µs |", ldlm)
+        self.assertIn("| one RPC round trip (floor's release call alone) p50 | lower | — | 118 µs | — |", ldlm)
+        self.assertIn("handoff p50 402 µs — 1.15× floor (350 µs); 0.66× (faster) vs py-ldlm (610 µs)", md)
+        self.assertIn("| 10,000 leases held: renewals/min in the server's log | lower | 120,010/min |", ldlm)
+        order = [ldlm.index(s) for s in ("uncontended acquire+release p50", "uncontended try_acquire+release p50",
+                                         "handoff (release → waiter holds) p50", "one RPC round trip",
+                                         "16 contenders", "time to take", "requests/min", "in the server's log",
+                                         "memory per lease", "leases lost")]
         self.assertEqual(order, sorted(order))
 
     def test_cli(self):

@@ -12,6 +12,51 @@ export type ClientOptions = {
      */
     defaultValue?: string;
 };
+/**
+ * What a backend can do.
+ */
+export type Capabilities = {
+    /**
+     * Leases carry fencing tokens that strictly increase per name.
+     */
+    fencing: boolean;
+    /**
+     * A lost lease is noticed before the next renewal.
+     */
+    lossWatch: boolean;
+    /**
+     * Waits are woken by the server, not by polling.
+     */
+    changeNotifications: boolean;
+    /**
+     * Limits above 1 (counting semaphores) work.
+     */
+    semaphores: boolean;
+    /**
+     * One renewal keeps many leases (a Consul session).
+     */
+    sharedRenewal: boolean;
+    /**
+     * `watch` streams every client's acquisitions and releases.
+     */
+    eventStream: boolean;
+    /**
+     * Operator views and the registry's look-ups work.
+     */
+    inspection: boolean;
+    /**
+     * The server waits for the lock on the client's behalf (LDLM).
+     */
+    serverWait: boolean;
+    /**
+     * A lock nobody holds takes a new limit at once.
+     */
+    idleLimitResets: boolean;
+    /**
+     * A lease outlives the connection that took it.
+     */
+    outlivesConnection: boolean;
+};
 export type LockOptions = {
     /**
      * Lease TTL in ms; renewed every third of it until released.
@@ -120,6 +165,17 @@ export class Client {
      */
     lock(name: string, options?: LockOptions): Lock;
     /**
+     * The backend's URL scheme ("memory", "consul", "mongodb", "ldlm").
+     * @returns {Promise<string>}
+     */
+    scheme(): Promise<string>;
+    /**
+     * What the backend can do, as the core declares it: gate behaviour on
+     * this rather than on the backend's name.
+     * @returns {Promise<Capabilities>}
+     */
+    capabilities(): Promise<Capabilities>;
+    /**
      * The distributed lock/unlock events of `name`, from now on (backends
      * with an event stream: memory://, mongodb://).
      * @param {string} name
@@ -201,6 +257,19 @@ export class Lock {
  * @property {string} [token] The backend's ACL token (else the URL or CONSUL_HTTP_TOKEN).
  * @property {number} [defaultTtl] TTL in ms of locks that give none (15000).
  * @property {string} [defaultValue] Holder value stored with leases (host name and pid).
+ */
+/**
+ * @typedef {object} Capabilities What a backend can do.
+ * @property {boolean} fencing Leases carry fencing tokens that strictly increase per name.
+ * @property {boolean} lossWatch A lost lease is noticed before the next renewal.
+ * @property {boolean} changeNotifications Waits are woken by the server, not by polling.
+ * @property {boolean} semaphores Limits above 1 (counting semaphores) work.
+ * @property {boolean} sharedRenewal One renewal keeps many leases (a Consul session).
+ * @property {boolean} eventStream `watch` streams every client's acquisitions and releases.
+ * @property {boolean} inspection Operator views and the registry's look-ups work.
+ * @property {boolean} serverWait The server waits for the lock on the client's behalf (LDLM).
+ * @property {boolean} idleLimitResets A lock nobody holds takes a new limit at once.
+ * @property {boolean} outlivesConnection A lease outlives the connection that took it.
  */
 /**
  * @typedef {object} LockOptions

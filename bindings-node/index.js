@@ -84,6 +84,20 @@ function mapped(f) {
  */
 
 /**
+ * @typedef {object} Capabilities What a backend can do.
+ * @property {boolean} fencing Leases carry fencing tokens that strictly increase per name.
+ * @property {boolean} lossWatch A lost lease is noticed before the next renewal.
+ * @property {boolean} changeNotifications Waits are woken by the server, not by polling.
+ * @property {boolean} semaphores Limits above 1 (counting semaphores) work.
+ * @property {boolean} sharedRenewal One renewal keeps many leases (a Consul session).
+ * @property {boolean} eventStream `watch` streams every client's acquisitions and releases.
+ * @property {boolean} inspection Operator views and the registry's look-ups work.
+ * @property {boolean} serverWait The server waits for the lock on the client's behalf (LDLM).
+ * @property {boolean} idleLimitResets A lock nobody holds takes a new limit at once.
+ * @property {boolean} outlivesConnection A lease outlives the connection that took it.
+ */
+
+/**
  * @typedef {object} LockOptions
  * @property {number} [ttl] Lease TTL in ms; renewed every third of it until released.
  * @property {number} [limit] 1: mutex (default); N: counting semaphore.
@@ -504,6 +518,23 @@ class Client {
    */
   lock(name, options) {
     return new Lock(this, name, options);
+  }
+
+  /**
+   * The backend's URL scheme ("memory", "consul", "mongodb", "ldlm").
+   * @returns {Promise<string>}
+   */
+  async scheme() {
+    return (await this._ready).scheme;
+  }
+
+  /**
+   * What the backend can do, as the core declares it: gate behaviour on
+   * this rather than on the backend's name.
+   * @returns {Promise<Capabilities>}
+   */
+  async capabilities() {
+    return (await this._ready).capabilities;
   }
 
   /**

@@ -81,6 +81,32 @@ typedef struct polylock_client polylock_client;
 // time. Opaque; create with `polylock_lock_new`.
 typedef struct polylock_lock polylock_lock;
 
+// What a backend can do; one flag per capability (see the README's
+// "The model" and each backend's section).
+typedef struct {
+  // Leases carry fencing tokens that strictly increase per name.
+  bool fencing;
+  // A lost lease is noticed before the next renewal.
+  bool loss_watch;
+  // Waits are woken by the server, not by polling.
+  bool change_notifications;
+  // Limits above 1 (counting semaphores) work.
+  bool semaphores;
+  // One renewal keeps many leases (a Consul session).
+  bool shared_renewal;
+  // The lock event stream exists (not offered by the C ABI yet).
+  bool event_stream;
+  // Operator views and the registry's look-ups (`polylock_whereis`,
+  // `polylock_registry_list`) work.
+  bool inspection;
+  // The server waits for the lock on the client's behalf (LDLM).
+  bool server_wait;
+  // A lock nobody holds takes a new limit at once.
+  bool idle_limit_resets;
+  // A lease outlives the connection that took it (kept until its TTL).
+  bool outlives_connection;
+} polylock_capabilities;
+
 // What a lost callback is told. Every pointer is valid only during the
 // callback; copy what you keep.
 typedef struct {
@@ -123,6 +149,14 @@ const char *polylock_last_error(void);
 // `text` is NULL or a string from a polylock call documented as
 // caller-owned, not freed before.
 void polylock_string_free(char *text);
+
+// Writes what `client`'s backend can do to `*out`. Makes no call to the
+// backend.
+//
+// # Safety
+// `out` is NULL or writable; any `client` pointer value is accepted.
+polylock_status polylock_client_capabilities(const polylock_client *client,
+                                             polylock_capabilities *out);
 
 // Connects to the backend named by `url` (`memory://`, `consul://host:port`,
 // `mongodb://…`; see the README) and writes the new client to `*out`.

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod call;
+mod capabilities;
 mod client;
 mod handles;
 mod lock;
@@ -18,6 +19,7 @@ mod registry;
 mod status;
 
 pub use call::{polylock_last_error, polylock_string_free};
+pub use capabilities::{polylock_capabilities, polylock_client_capabilities};
 pub use client::{polylock_client, polylock_client_free, polylock_client_new};
 pub use lock::{
     polylock_acquire, polylock_fencing_token, polylock_holder, polylock_is_held, polylock_lock,

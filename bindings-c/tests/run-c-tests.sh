@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
-# Builds the C library, compiles tests/c/test_polylock.c against it (shared,
+# Builds the C library (and the polylock CLI, which the test program uses to
+# revoke LDLM leases), compiles tests/c/test_polylock.c against it (shared,
 # through pkg-config; and static), and runs it under valgrind against
 # memory:// and every real server whose URL is set: POLYLOCK_TEST_CONSUL_URL,
-# POLYLOCK_TEST_FERRETDB_URL (tests/with-servers.sh sets them). With CI=true
-# a missing Consul URL fails. POLYLOCK_C_PROFILE=release builds release.
+# POLYLOCK_TEST_FERRETDB_URL, POLYLOCK_TEST_LDLM_URL (tests/with-servers.sh
+# sets them; on the LDLM run the program also checks the password and mTLS
+# servers from POLYLOCK_TEST_LDLM_PASSWORD_URL, POLYLOCK_TEST_LDLM_PASSWORD,
+# POLYLOCK_TEST_LDLM_MTLS_URL and POLYLOCK_TEST_LDLM_MTLS_CERTS).
+#
+# With CI=true a missing Consul URL fails, and so does a missing LDLM
+# variable, unless POLYLOCK_TEST_LDLM_SKIPPED=1 (no LDLM server binary):
+# then LDLM is skipped with one line, in CI too. POLYLOCK_C_PROFILE=release
+# builds release; the library is looked for in $CARGO_TARGET_DIR (default
+# target/).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 profile=${POLYLOCK_C_PROFILE:-debug}
 cargo_flags=(--locked)
 [ "$profile" = release ] && cargo_flags+=(--release)
-cargo build -p polylock-c "${cargo_flags[@]}"
-lib_dir="$root/target/$profile"
+cargo build -p polylock-c -p polylock-cli "${cargo_flags[@]}"
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
+lib_dir="$target_dir/$profile"
+export POLYLOCK_CLI="$lib_dir/polylock"
 
 build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
@@ -33,12 +45,44 @@ elif [ "${CI:-}" = true ]; then
   exit 1
 fi
 [ -n "${POLYLOCK_TEST_FERRETDB_URL:-}" ] && urls+=("$POLYLOCK_TEST_FERRETDB_URL")
+if [ "${POLYLOCK_TEST_LDLM_SKIPPED:-}" = 1 ]; then
+  echo "# ldlm: skipped (POLYLOCK_TEST_LDLM_SKIPPED=1: no LDLM server binary)"
+else
+  ldlm_vars=(POLYLOCK_TEST_LDLM_URL POLYLOCK_TEST_LDLM_PASSWORD_URL POLYLOCK_TEST_LDLM_PASSWORD
+    POLYLOCK_TEST_LDLM_MTLS_URL POLYLOCK_TEST_LDLM_MTLS_CERTS)
+  if [ "${CI:-}" = true ]; then
+    for var in "${ldlm_vars[@]}"; do
+      if [ -z "${!var:-}" ]; then
+        echo "run-c-tests: $var is not set (and POLYLOCK_TEST_LDLM_SKIPPED is not 1)" >&2
+        exit 1
+      fi
+    done
+  fi
+  if [ -n "${POLYLOCK_TEST_LDLM_URL:-}" ]; then
+    urls+=("$POLYLOCK_TEST_LDLM_URL")
+  else
+    echo "# ldlm: skipped (POLYLOCK_TEST_LDLM_URL is not set)"
+  fi
+fi
 
 "$build/test_static" memory://
 for url in "${urls[@]}"; do
   # Errors (invalid reads and writes, uses of uninitialised memory, definite
   # leaks) fail the run; memory still reachable from polylock's runtime
-  # threads at exit is not a leak.
-  valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-    --show-leak-kinds=definite "$build/test_shared" "$url"
+  # threads at exit is not a leak. valgrind.supp silences the two reports
+  # valgrind makes about ring's AES-GCM assembly (TLS, ldlms://); deep stacks
+  # so that its frames are matched. valgrind's own output goes to a file: its
+  # ERROR SUMMARY line is shown, and all of it when the run fails.
+  log="$build/valgrind.log"
+  status=0
+  valgrind --log-file="$log" --error-exitcode=99 --leak-check=full \
+    --errors-for-leak-kinds=definite --show-leak-kinds=definite --num-callers=40 \
+    --suppressions=bindings-c/tests/valgrind.supp "$build/test_shared" "$url" || status=$?
+  summary=$(grep -m1 -o 'ERROR SUMMARY: .*' "$log" || echo "no ERROR SUMMARY")
+  echo "valgrind on ${url%%\?*}: $summary"
+  if [ "$status" -ne 0 ]; then
+    cat "$log" >&2
+    echo "run-c-tests: $url failed (exit status $status)" >&2
+    exit "$status"
+  fi
 done

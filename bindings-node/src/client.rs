@@ -30,6 +30,49 @@ pub struct LockOptionsJs {
     pub value: Option<String>,
 }
 
+/// What the backend can do, as the core declares it
+/// (`polylock::Capabilities`).
+#[napi(object)]
+pub struct CapabilitiesJs {
+    /// Leases carry fencing tokens that strictly increase per name.
+    pub fencing: bool,
+    /// A lost lease is noticed before the next renewal.
+    pub loss_watch: bool,
+    /// Waits are woken by the server, not by polling.
+    pub change_notifications: bool,
+    /// Limits above 1 (counting semaphores) work.
+    pub semaphores: bool,
+    /// One renewal keeps many leases (a Consul session).
+    pub shared_renewal: bool,
+    /// `watch` streams every client's acquisitions and releases.
+    pub event_stream: bool,
+    /// Operator views and the registry's look-ups work.
+    pub inspection: bool,
+    /// The server waits for the lock on the client's behalf (LDLM).
+    pub server_wait: bool,
+    /// A lock nobody holds takes a new limit at once.
+    pub idle_limit_resets: bool,
+    /// A lease outlives the connection that took it (kept until its TTL).
+    pub outlives_connection: bool,
+}
+
+impl From<polylock::Capabilities> for CapabilitiesJs {
+    fn from(c: polylock::Capabilities) -> Self {
+        CapabilitiesJs {
+            fencing: c.fencing,
+            loss_watch: c.loss_watch,
+            change_notifications: c.change_notifications,
+            semaphores: c.semaphores,
+            shared_renewal: c.shared_renewal,
+            event_stream: c.event_stream,
+            inspection: c.inspection,
+            server_wait: c.server_wait,
+            idle_limit_resets: c.idle_limit_resets,
+            outlives_connection: c.outlives_connection,
+        }
+    }
+}
+
 /// A connected client.
 #[napi]
 pub struct NativeClient {
@@ -92,5 +135,11 @@ impl NativeClient {
     #[napi(getter)]
     pub fn scheme(&self) -> &'static str {
         self.inner.scheme()
+    }
+
+    /// What the backend can do.
+    #[napi(getter)]
+    pub fn capabilities(&self) -> CapabilitiesJs {
+        self.inner.capabilities().into()
     }
 }

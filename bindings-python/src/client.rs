@@ -6,12 +6,14 @@ use polylock::{ClientOptions, LockOptions, Secret};
 use pyo3::prelude::*;
 
 use crate::bridge;
+use crate::capabilities::Capabilities;
 use crate::errors::to_py;
 use crate::lock::Lock;
 use crate::registry::Registry;
 
 /// A backend connection (on Consul: one session renewing all its leases),
-/// chosen by URL: `memory://`, `consul://host:port`, `mongodb://…`.
+/// chosen by URL: `memory://`, `consul://host:port`, `mongodb://…`,
+/// `ldlm://host:port`.
 #[pyclass(frozen, module = "polylock")]
 pub(crate) struct Client {
     inner: polylock::Client,
@@ -113,10 +115,16 @@ impl Client {
         Ok(Registry::new(registry))
     }
 
-    /// The URL scheme of the backend (`"memory"`, `"consul"`, `"mongodb"`).
+    /// The URL scheme of the backend (`"memory"`, `"consul"`, `"mongodb"`, `"ldlm"`).
     #[getter]
     fn scheme(&self) -> &'static str {
         self.inner.scheme()
+    }
+
+    /// What the backend can do (fencing tokens, event stream, …).
+    #[getter]
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities().into()
     }
 
     fn __repr__(&self) -> String {

@@ -7,6 +7,7 @@
 //! `AsyncClient` wraps. Errors become the classes of `polylock.errors`.
 
 mod bridge;
+mod capabilities;
 mod client;
 mod errors;
 mod lease;
@@ -20,6 +21,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add_class::<capabilities::Capabilities>()?;
     module.add_class::<client::Client>()?;
     module.add_class::<lock::Lock>()?;
     module.add_class::<lease::Lease>()?;

@@ -1,6 +1,8 @@
-"""Process-level behaviour: lost callbacks from a background thread,
-Ctrl-C during a wait, fork, interpreter exit with leases held, and mutual
-exclusion with a Rust contender."""
+"""Process-level behaviour: lost callbacks from a background thread when a
+lease is taken away (Consul: its session destroyed; LDLM, MongoDB: the
+polylock CLI releases it), Ctrl-C during a wait, fork, interpreter exit
+with leases held, a killed holder, and mutual exclusion with a Rust
+contender."""
 
 import os
 import signal
@@ -8,26 +10,29 @@ import subprocess
 import sys
 import textwrap
 import threading
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 import polylock
-from conftest import consul_url
-
-REPO = Path(__file__).resolve().parents[2]
+from conftest import _backends, cargo_build, cargo_target_dir, revoke
 
 
-def destroy_consul_session(url, session):
-    address = url.removeprefix("consul://")
-    request = urllib.request.Request(f"http://{address}/v1/session/destroy/{session}", method="PUT")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
+def _server_backends(labels):
+    return [b for b in _backends() if (b.values[0] if hasattr(b, "values") else b)[0] in labels]
 
 
-def test_on_lost_runs_once_in_a_background_thread(name):
-    url = consul_url()
+@pytest.fixture(params=_server_backends({"consul", "ldlm", "ferretdb", "mongodb"}), ids=lambda b: b[0])
+def server_url(request):
+    """A real server (not the per-process memory://)."""
+    label, value = request.param
+    if value is None:
+        pytest.fail(f"{label}: its server URL is not set (CI set)")
+    return value
+
+
+def test_on_lost_runs_once_in_a_background_thread(server_url, name):
+    url = server_url
     client = polylock.Client(url)
     lock = client.lock(name)
     events, threads = [], []
@@ -45,16 +50,23 @@ def test_on_lost_runs_once_in_a_background_thread(name):
     original_hook = sys.unraisablehook
     sys.unraisablehook = lambda unraisable: raised.append(unraisable.exc_value)
     try:
-        destroy_consul_session(url, lease.holder)
+        revoke(url, name, lease.holder)
         assert fired.wait(60)
     finally:
         sys.unraisablehook = original_hook
     assert len(events) == 1 and events[0].name == name and events[0].reason
+    assert events[0].holder == lease.holder
+    assert events[0].fencing_token == lease.fencing_token
+    assert (lease.fencing_token is not None) == client.capabilities.fencing
     assert threads[0] is not threading.main_thread()
     assert any(isinstance(e, RuntimeError) for e in raised)
     assert not lease.is_held
     with pytest.raises(polylock.LockLost):
         lock.release()
+    # The lock is free for others.
+    other = polylock.Client(url).lock(name)
+    assert other.acquire(timeout=30)
+    other.release()
 
 
 def run_python(code, **kwargs):
@@ -130,21 +142,49 @@ def test_interpreter_exit_with_leases_held(url):
     assert "holding" in out and "Traceback" not in err, err
 
 
-def test_mutual_exclusion_with_a_rust_contender(name):
-    url = consul_url()
-    rust = subprocess.run(
-        ["cargo", "build", "-q", "--locked", "-p", "polylock", "--example", "contend"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
+def test_a_killed_holder_keeps_its_lease_only_where_leases_outlive_connections(server_url, name):
+    child = run_python(
+        f"""
+        import sys, polylock
+        lease = polylock.Client({server_url!r}).lock({name!r}, ttl=300).acquire(timeout=30)
+        print("holding", flush=True)
+        sys.stdin.read()
+        """,
+        stdin=subprocess.PIPE,
     )
-    assert rust.returncode == 0, rust.stderr
+    try:
+        assert child.stdout.readline().strip() == "holding", child.stderr.read()
+    finally:
+        child.kill()
+        child.communicate(timeout=60)
+    client = polylock.Client(server_url)
+    lock = client.lock(name)
+    if client.capabilities.outlives_connection:
+        # Nobody released it: the lease stands until its TTL (300 s) runs out.
+        assert lock.try_acquire() is None
+    else:
+        # LDLM frees every lock of a connection when it closes.
+        assert lock.acquire(timeout=60).is_held
+        lock.release()
+
+
+@pytest.fixture(params=_server_backends({"consul", "ldlm"}), ids=lambda b: b[0])
+def contended_url(request):
+    label, value = request.param
+    if value is None:
+        pytest.fail(f"{label}: its server URL is not set (CI set)")
+    return value
+
+
+def test_mutual_exclusion_with_a_rust_contender(contended_url, name):
+    url = contended_url
+    fencing = polylock.Client(url).capabilities.fencing
+    cargo_build("-p", "polylock", "--example", "contend")
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"polylock-mixed-{os.getpid()}.log"
     log.unlink(missing_ok=True)
     rounds = 15
     contender = subprocess.Popen(
-        [str(REPO / "target/debug/examples/contend"), url, name, str(rounds), str(log)],
+        [str(cargo_target_dir() / "debug/examples/contend"), url, name, str(rounds), str(log)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -153,9 +193,9 @@ def test_mutual_exclusion_with_a_rust_contender(name):
     for _ in range(rounds):
         with lock as lease:
             with open(log, "a") as out:
-                out.write(f"start python {lease.fencing_token}\n")
+                out.write(f"start python {lease.fencing_token or 0}\n")
                 out.flush()
-                out.write(f"end python {lease.fencing_token}\n")
+                out.write(f"end python {lease.fencing_token or 0}\n")
     _, err = contender.communicate(timeout=300)
     assert contender.returncode == 0, err
     lines = log.read_text().split()
@@ -165,6 +205,9 @@ def test_mutual_exclusion_with_a_rust_contender(name):
     for start, end in zip(records[::2], records[1::2]):
         assert start[0] == "start" and end[0] == "end" and start[1:] == end[1:], (start, end)
         tokens.append(int(start[2]))
-    assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens)
+    if fencing:
+        assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens)
+    else:
+        assert set(tokens) == {0}  # no fencing tokens on this backend
     assert {r[1] for r in records} == {"python", "rust"}
     log.unlink()

@@ -1,18 +1,26 @@
 //! polylock's side of the benchmark harness (bench/run.sh), per backend URL:
 //!
 //! - uncontended acquire+release (p50/p99), interleaved with the backend's
-//!   raw floor (support/floors.rs) so both see the same machine;
+//!   raw floor (support/floors.rs) so both see the same machine, each going
+//!   first every other time. Where the server waits for the lock (LDLM)
+//!   this is `acquire(10 s)` (its `Lock` call) against the floor's `Lock` +
+//!   `Unlock`, and `uncontended_try` is `try_acquire` against `TryLock` +
+//!   `Unlock`; elsewhere `try_acquire`, whose requests `acquire` also makes
+//!   on a free lock. On LDLM the floor's `Unlock` alone is also reported
+//!   (`rpc_round_trip`, one RPC round trip);
 //! - handoff: the holder starts releasing → a waiter parked in another
 //!   client holds (p50/p99);
-//! - contended throughput: 16 and 64 contenders (one client each) on one
-//!   name, and one client cycling over 1,000 distinct names from 64 tasks;
-//! - 10,000 leases held by one client: the requests it sends per minute
-//!   while only holding (counted by a proxy, support/counting_proxy.rs) and
-//!   resident memory per lease.
+//! - contended throughput: 16 and 64 contenders (one client, so one
+//!   connection, each) on one name, and one client cycling over 1,000
+//!   distinct names from 64 tasks;
+//! - 10,000 leases held by one client: the time to take them, the requests
+//!   it sends per minute while only holding (counted by a proxy,
+//!   support/counting_proxy.rs), resident memory per lease, leases lost.
 //!
 //! ```text
 //! bench/run.sh                                   # every backend and peer, with a report
 //! cargo bench -p polylock --bench scenarios -- memory:// consul://127.0.0.1:8500
+//! cargo bench -p polylock --bench scenarios -- ldlm://127.0.0.1:3144
 //! ```
 //! Run the `leases` scenario in a process of its own for a meaningful
 //! memory-per-lease figure (bench/run.sh does; see `POLYLOCK_BENCH_SCENARIOS`).
@@ -22,7 +30,12 @@
 //! `POLYLOCK_BENCH_SECONDS` (throughput window, default 5),
 //! `POLYLOCK_BENCH_LEASES` (default 10 000; `POLYLOCK_BENCH_MONGO_LEASES`,
 //! default 1 000, on MongoDB), `POLYLOCK_BENCH_RENEW_WINDOW`
-//! (seconds of counting renewals, default 30).
+//! (seconds of counting renewals, default 30), `POLYLOCK_BENCH_HANDOFF_SETTLE_MS`
+//! (where the server waits, the pause between the waiter's call going out
+//! and the release, default 10). With `POLYLOCK_TEST_LDLM_LOG` naming the
+//! LDLM server's log at info level, the leases scenario also counts the
+//! `Renew request` lines the server logged in the window, a check of the
+//! proxy's count.
 
 #[path = "support/counting_proxy.rs"]
 mod counting_proxy;
@@ -38,7 +51,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use counting_proxy::{CountingProxy, Protocol};
-use floors::Floor;
+use floors::{Floor, LdlmFloor, LDLM_WAIT};
 use polylock::{Client, ClientOptions, Event, LockOptions};
 
 const WARMUP: usize = 20;
@@ -65,12 +78,14 @@ fn knob(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// `memory`, `consul` or `mongodb`, from the URL's scheme.
+/// `memory`, `consul`, `mongodb` or `ldlm`, from the URL's scheme (TLS
+/// schemes report as their backend's name).
 fn backend(url: &str) -> String {
-    url.split("://")
-        .next()
-        .unwrap_or(url)
-        .replace("consul+https", "consul")
+    match url.split("://").next().unwrap_or(url) {
+        "consul+https" => "consul".into(),
+        "ldlms" => "ldlm".into(),
+        scheme => scheme.into(),
+    }
 }
 
 /// Prints a figure and appends it to `POLYLOCK_BENCH_JSON`, if set.
@@ -148,6 +163,15 @@ async fn run(url: &str) {
     }
 }
 
+/// How a latency sample takes its uncontended lock.
+#[derive(Clone, Copy)]
+enum Take {
+    /// `try_acquire`, against the floor's raw try.
+    Try,
+    /// `acquire(LDLM_WAIT)`, against the floor's raw acquire.
+    Wait,
+}
+
 /// Uncontended acquire+release, interleaved with the raw floor.
 async fn uncontended(url: &str, b: &str, iterations: usize) {
     let s = suffix();
@@ -156,36 +180,69 @@ async fn uncontended(url: &str, b: &str, iterations: usize) {
         .lock(&format!("bench/uncontended-{s}"), LockOptions::mutex())
         .unwrap();
     let mut floor = Floor::for_url(url, &format!("bench/raw-{s}")).await;
-    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+    // Where the server waits, acquire is a call of its own (LDLM's Lock).
+    let takes: &[(&str, Take)] = if client.capabilities().server_wait {
+        &[("uncontended", Take::Wait), ("uncontended_try", Take::Try)]
+    } else {
+        &[("uncontended", Take::Try)]
+    };
+    let mut ours = vec![Vec::new(); takes.len()];
+    let mut raw = vec![Vec::new(); takes.len()];
+    let mut round_trips = Vec::new();
     for i in 0..WARMUP + iterations {
-        let started = Instant::now();
-        let lease = lock.try_acquire().await.unwrap().expect("uncontended");
-        lease.release().await.unwrap();
-        let took = started.elapsed();
-        if i >= WARMUP {
-            ours.push(took);
-        }
-        if let Some(floor) = floor.as_mut() {
-            let started = Instant::now();
-            floor.acquire_release().await;
-            if i >= WARMUP {
-                raw.push(started.elapsed());
+        let keep = i >= WARMUP;
+        for (k, &(_, take)) in takes.iter().enumerate() {
+            // Each goes first every other time: neither always follows the other.
+            let ours_first = (i + k) % 2 == 0;
+            for our_turn in [ours_first, !ours_first] {
+                if our_turn {
+                    let started = Instant::now();
+                    let lease = match take {
+                        Take::Try => lock.try_acquire().await.unwrap().expect("uncontended"),
+                        Take::Wait => lock.acquire(LDLM_WAIT).await.unwrap(),
+                    };
+                    lease.release().await.unwrap();
+                    if keep {
+                        ours[k].push(started.elapsed());
+                    }
+                } else if let Some(floor) = floor.as_mut() {
+                    let started = Instant::now();
+                    let release = match take {
+                        Take::Try => floor.try_acquire_release().await,
+                        Take::Wait => floor.acquire_release().await,
+                    };
+                    if keep {
+                        raw[k].push(started.elapsed());
+                        round_trips.extend(release);
+                    }
+                }
             }
         }
     }
-    let m = stats::median(&mut ours);
-    emit(b, "polylock", "uncontended_p50_us", micros(m));
-    emit(
-        b,
-        "polylock",
-        "uncontended_p99_us",
-        micros(stats::p99(&ours)),
-    );
+    for (k, &(what, _)) in takes.iter().enumerate() {
+        let m = stats::median(&mut ours[k]);
+        emit(b, "polylock", &format!("{what}_p50_us"), micros(m));
+        let p99 = stats::p99(&ours[k]);
+        emit(b, "polylock", &format!("{what}_p99_us"), micros(p99));
+        if floor.is_some() {
+            let m = stats::median(&mut raw[k]);
+            emit(b, "floor", &format!("{what}_p50_us"), micros(m));
+            emit(
+                b,
+                "floor",
+                &format!("{what}_p99_us"),
+                micros(stats::p99(&raw[k])),
+            );
+        }
+    }
+    if !round_trips.is_empty() {
+        let m = stats::median(&mut round_trips);
+        emit(b, "floor", "rpc_round_trip_p50_us", micros(m));
+        let p99 = stats::p99(&round_trips);
+        emit(b, "floor", "rpc_round_trip_p99_us", micros(p99));
+    }
     if let Some(floor) = floor {
         floor.close().await;
-        let m = stats::median(&mut raw);
-        emit(b, "floor", "uncontended_p50_us", micros(m));
-        emit(b, "floor", "uncontended_p99_us", micros(stats::p99(&raw)));
     }
 }
 
@@ -204,8 +261,49 @@ async fn handoff(url: &str, b: &str, iterations: usize) {
         .unwrap();
     let held = holder.lock(&name, LockOptions::mutex()).unwrap();
     let wanted = waiter.lock(&name, LockOptions::mutex()).unwrap();
+    // Where the server waits (LDLM), "wait started" means the waiter's call
+    // is on its way; a pause (outside the sample) lets the server park it,
+    // so a sample is a handoff to a parked waiter rather than a race of the
+    // waiter's call with the release. Elsewhere the event comes once the
+    // waiter found the lock held and waits for a change: no pause.
+    let settle = if holder.capabilities().server_wait {
+        Duration::from_millis(knob("POLYLOCK_BENCH_HANDOFF_SETTLE_MS", 10))
+    } else {
+        Duration::ZERO
+    };
+    // On LDLM, the same handoff with the floor's raw calls on connections of
+    // their own (TryLock; a parked Lock; Unlock), sample for sample.
+    let raw_name = format!("{name}-raw");
+    let raw = match (
+        LdlmFloor::for_url(url, &raw_name).await,
+        LdlmFloor::for_url(url, &raw_name).await,
+    ) {
+        (Some(holder), Some(waiter)) => Some((holder, waiter)),
+        _ => None,
+    };
     let mut samples = Vec::new();
+    let mut raw_samples = Vec::new();
     for i in 0..WARMUP / 4 + iterations {
+        if let Some((holder, waiter)) = &raw {
+            let (mut holder, mut waiter) = (holder.clone(), waiter.clone());
+            let key = holder.try_lock().await;
+            let (sent_tx, sent) = tokio::sync::oneshot::channel();
+            let contender = tokio::spawn(async move {
+                let call = waiter.lock(Duration::from_secs(60));
+                let _ = sent_tx.send(());
+                let key = call.await;
+                (Instant::now(), waiter, key)
+            });
+            sent.await.unwrap();
+            tokio::time::sleep(settle).await;
+            let released = Instant::now();
+            holder.unlock(key).await;
+            let (got, mut waiter, key) = contender.await.unwrap();
+            waiter.unlock(key).await;
+            if i >= WARMUP / 4 {
+                raw_samples.push(got - released);
+            }
+        }
         let lease = held.try_acquire().await.unwrap().expect("free");
         let lock = wanted.clone();
         let contender = tokio::spawn(async move {
@@ -213,6 +311,9 @@ async fn handoff(url: &str, b: &str, iterations: usize) {
             (Instant::now(), lease)
         });
         waiting.recv().await.unwrap();
+        if !settle.is_zero() {
+            tokio::time::sleep(settle).await;
+        }
         let released = Instant::now();
         lease.release().await.unwrap();
         let (got, next) = contender.await.unwrap();
@@ -229,6 +330,12 @@ async fn handoff(url: &str, b: &str, iterations: usize) {
         "handoff_p99_us",
         micros(stats::p99(&samples)),
     );
+    if !raw_samples.is_empty() {
+        let m = stats::median(&mut raw_samples);
+        emit(b, "floor", "handoff_p50_us", micros(m));
+        let p99 = stats::p99(&raw_samples);
+        emit(b, "floor", "handoff_p99_us", micros(p99));
+    }
 }
 
 /// Acquisitions per second of `contenders` clients on one name, and how
@@ -367,6 +474,10 @@ async fn many_leases(url: &str, b: &str, leases: usize) {
     );
     if let Some(proxy) = proxy {
         let window = Duration::from_secs(knob("POLYLOCK_BENCH_RENEW_WINDOW", 30));
+        let server_log = (b == "ldlm")
+            .then(|| std::env::var("POLYLOCK_TEST_LDLM_LOG").ok())
+            .flatten()
+            .map(|path| (std::fs::metadata(&path).map_or(0, |m| m.len()), path));
         let start = proxy.requests();
         // A measurement window, not synchronisation: the keeper renews on its own.
         tokio::time::sleep(window).await;
@@ -377,13 +488,49 @@ async fn many_leases(url: &str, b: &str, leases: usize) {
             &format!("{leases}_leases_requests_per_min"),
             per_minute,
         );
+        if let Some((offset, path)) = server_log {
+            // Lines the server logged in the window (at info level only; a
+            // warn-level log has none, and then there is nothing to report).
+            let logged = renew_lines_since(&path, offset);
+            if logged > 0 {
+                let per_minute = logged as f64 * 60.0 / window.as_secs_f64();
+                emit(
+                    b,
+                    "polylock",
+                    &format!("{leases}_leases_server_renews_per_min"),
+                    per_minute,
+                );
+            }
+        }
     }
     let lost = held.iter().filter(|l| !l.is_held()).count();
     emit(b, "polylock", &format!("{leases}_leases_lost"), lost as f64);
     futures_util::future::join_all(held.iter().map(|l| l.release())).await;
 }
 
-/// The URL through a counting proxy, for consul:// and mongodb:// URLs.
+/// `"msg":"Renew request"` lines in an LDLM server's log after byte `offset`.
+fn renew_lines_since(path: &str, offset: u64) -> u64 {
+    use std::io::{BufRead, Seek};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    if file.seek(std::io::SeekFrom::Start(offset)).is_err() {
+        return 0;
+    }
+    std::io::BufReader::new(file)
+        .split(b'\n')
+        .map_while(Result::ok)
+        .filter(|line| {
+            line.windows(RENEW_LINE.len())
+                .any(|w| w == RENEW_LINE.as_bytes())
+        })
+        .count() as u64
+}
+
+const RENEW_LINE: &str = r#""msg":"Renew request""#;
+
+/// The URL through a counting proxy, for consul://, mongodb:// and ldlm://
+/// URLs (not TLS ones: the proxy could not read the requests).
 async fn proxied(url: &str) -> Option<(String, CountingProxy)> {
     let (scheme, rest) = url.split_once("://")?;
     let host = rest.split(['/', '?']).next()?;
@@ -391,6 +538,7 @@ async fn proxied(url: &str) -> Option<(String, CountingProxy)> {
     let protocol = match scheme {
         "consul" => Protocol::Http,
         "mongodb" => Protocol::Mongo,
+        "ldlm" => Protocol::Http2,
         _ => return None,
     };
     let proxy = CountingProxy::start(target, protocol).await;

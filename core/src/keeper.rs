@@ -95,6 +95,9 @@ struct Shared {
     timing: Timing,
     capabilities: Capabilities,
     units: Mutex<HashMap<UnitKey, Unit>>,
+    /// When the keeper's task looks again; read and written only with
+    /// `units` locked, so a change is compared with the wake-up that saw it.
+    next_tick: Mutex<Instant>,
     wake: Arc<Notify>,
 }
 
@@ -112,6 +115,7 @@ impl Keeper {
             observers,
             timing,
             units: Mutex::new(HashMap::new()),
+            next_tick: Mutex::new(Instant::now()),
             wake: wake.clone(),
         });
         runtime::spawn(run(Arc::downgrade(&shared), wake));
@@ -126,7 +130,7 @@ impl Keeper {
     pub(crate) fn keep(&self, lease: &Arc<LeaseCore>) {
         let shared = &self.shared;
         let key = UnitKey::of(lease);
-        {
+        let wake = {
             let mut units = shared.units();
             let renew_at = shared.timing.renew_at(lease.deadline(), lease.grant.ttl);
             let unit = units.entry(key).or_insert_with(|| Unit {
@@ -137,7 +141,8 @@ impl Keeper {
             // A lease joining a unit must not wait past its own renewal time.
             unit.next_renew = unit.next_renew.min(renew_at);
             unit.leases.push(lease.clone());
-        }
+            shared.is_earlier(renew_at)
+        };
         if shared.capabilities.loss_watch {
             let watching = Arc::downgrade(shared);
             let watched = Arc::downgrade(lease);
@@ -151,7 +156,11 @@ impl Keeper {
             });
             lease.set_watcher(watcher.abort_handle());
         }
-        shared.wake.notify_one();
+        // Only a lease due before the keeper's next look wakes it: waking it
+        // for every grant would scan every lease once per grant.
+        if wake {
+            shared.wake.notify_one();
+        }
     }
 
     /// Stops keeping a lease that was released.
@@ -212,6 +221,13 @@ impl Shared {
         self.units.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// True when `at` comes before the keeper's next look. Call with
+    /// `units` locked.
+    fn is_earlier(&self, at: Instant) -> bool {
+        let next_tick = self.next_tick.lock().unwrap_or_else(|p| p.into_inner());
+        at < *next_tick
+    }
+
     /// Expires overdue leases, starts due renewals; returns when to look again.
     fn tick(self: &Arc<Self>) -> Instant {
         let now = Instant::now();
@@ -243,6 +259,7 @@ impl Shared {
                 }
                 true
             });
+            *self.next_tick.lock().unwrap_or_else(|p| p.into_inner()) = next;
         }
         for lease in overdue {
             lose(
@@ -301,19 +318,26 @@ async fn renew_unit(shared: Arc<Shared>, key: UnitKey, leases: Vec<Arc<LeaseCore
             false
         }
     };
-    {
+    let wake = {
         let mut units = shared.units();
-        if let Some(unit) = units.get_mut(&key) {
-            unit.in_flight = false;
-            let ttl = unit.shortest_ttl();
-            unit.next_renew = if succeeded {
-                sent + shared.timing.interval(ttl)
-            } else {
-                Instant::now() + shared.timing.retry_delay(ttl)
-            };
+        match units.get_mut(&key) {
+            Some(unit) => {
+                unit.in_flight = false;
+                let ttl = unit.shortest_ttl();
+                unit.next_renew = if succeeded {
+                    sent + shared.timing.interval(ttl)
+                } else {
+                    Instant::now() + shared.timing.retry_delay(ttl)
+                };
+                // An emptied unit is dropped by the next look, whenever.
+                !unit.leases.is_empty() && shared.is_earlier(unit.next_renew)
+            }
+            None => false,
         }
+    };
+    if wake {
+        shared.wake.notify_one();
     }
-    shared.wake.notify_one();
 }
 
 fn apply(shared: &Shared, lease: &Arc<LeaseCore>, outcome: RenewOutcome, sent: Instant) {

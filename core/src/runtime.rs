@@ -36,6 +36,7 @@ pub(crate) fn handle() -> Handle {
                 Builder::new_multi_thread()
                     .worker_threads(2)
                     .thread_name("polylock")
+                    .on_thread_start(block_sigpipe)
                     .enable_all()
                     .build()
                     .expect("polylock cannot start its tokio runtime"),
@@ -44,6 +45,21 @@ pub(crate) fn handle() -> Handle {
             *slot = Some((pid, runtime));
             handle
         }
+    }
+}
+
+/// Blocks SIGPIPE in the calling thread (polylock's own threads). They
+/// write to sockets, and a peer that closed its end must be an `EPIPE`
+/// error there, not a SIGPIPE that kills a host process that never ignored
+/// the signal (C and Go programs do not; Rust, Python and Node do).
+fn block_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: plain signal-mask calls on a local, zero-initialised set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 

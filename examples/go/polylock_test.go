@@ -1,8 +1,19 @@
 package polylock
 
-// The go-ldlm-shaped API against memory:// and, when
-// POLYLOCK_TEST_CONSUL_URL is set (tests/with-servers.sh sets it), a real
-// Consul agent. In CI (CI=true) a missing Consul URL fails.
+// The go-ldlm-shaped API against memory:// and, when their URLs are set
+// (tests/with-servers.sh sets them), a real Consul agent
+// (POLYLOCK_TEST_CONSUL_URL) and a real LDLM server (POLYLOCK_TEST_LDLM_URL;
+// POLYLOCK_TEST_LDLM_PASSWORD_URL and POLYLOCK_TEST_LDLM_PASSWORD,
+// POLYLOCK_TEST_LDLM_MTLS_URL and POLYLOCK_TEST_LDLM_MTLS_CERTS for the
+// credential checks). In CI (CI=true) a missing URL fails, except LDLM's
+// when POLYLOCK_TEST_LDLM_SKIPPED=1 (no LDLM server binary): then the LDLM
+// tests skip.
+//
+// A lease is lost behind its holder's back by destroying its Consul session
+// over HTTP, or, on LDLM, by releasing it by its key with the polylock CLI
+// ($POLYLOCK_CLI, which run-tests.sh builds and sets). The C ABI has no
+// capabilities call, so what a backend lacks (LDLM: fencing tokens) is
+// declared here per backend.
 
 import (
 	"context"
@@ -10,6 +21,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,18 +32,78 @@ import (
 type backend struct {
 	name string
 	url  string
+	// skip, when set, is why the backend's subtests skip.
+	skip string
+	// fencing: leases carry a fencing token.
+	fencing bool
+	// revoke takes a held lease away from its holder (nil: not possible).
+	revoke func(t *testing.T, url string, l *Lock)
+}
+
+// serverURL reads a server's URL from the environment: "" and a reason to
+// skip without it; fatal in CI unless skipped says the server cannot run.
+func serverURL(t *testing.T, variable string, skipped bool) (string, string) {
+	if url := os.Getenv(variable); url != "" {
+		return url, ""
+	}
+	if skipped {
+		return "", "LDLM: no server binary (POLYLOCK_TEST_LDLM_SKIPPED=1)"
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not set", variable)
+	}
+	return "", variable + " is not set"
+}
+
+func ldlmSkipped() bool { return os.Getenv("POLYLOCK_TEST_LDLM_SKIPPED") == "1" }
+
+// skipOnce skips with the reason shown only the first time it is given.
+var skipped sync.Map
+
+func skipOnce(t *testing.T, reason string) {
+	t.Helper()
+	if _, seen := skipped.LoadOrStore(reason, true); seen {
+		t.SkipNow()
+	}
+	t.Skip(reason)
 }
 
 func backends(t *testing.T) []backend {
-	list := []backend{{"memory", fmt.Sprintf("memory://go-%d", os.Getpid())}}
-	consul := os.Getenv("POLYLOCK_TEST_CONSUL_URL")
-	switch {
-	case consul != "":
-		list = append(list, backend{"consul", consul})
-	case os.Getenv("CI") == "true":
-		t.Fatal("POLYLOCK_TEST_CONSUL_URL is not set")
+	consul, consulSkip := serverURL(t, "POLYLOCK_TEST_CONSUL_URL", false)
+	ldlm, ldlmSkip := serverURL(t, "POLYLOCK_TEST_LDLM_URL", ldlmSkipped())
+	return []backend{
+		{name: "memory", url: fmt.Sprintf("memory://go-%d", os.Getpid()), fencing: true},
+		{name: "consul", url: consul, skip: consulSkip, fencing: true, revoke: destroyConsulSession},
+		{name: "ldlm", url: ldlm, skip: ldlmSkip, fencing: false, revoke: releaseWithCLI},
 	}
-	return list
+}
+
+// destroyConsulSession destroys the lease's session over Consul's HTTP API.
+func destroyConsulSession(t *testing.T, url string, l *Lock) {
+	t.Helper()
+	address := strings.TrimPrefix(url, "consul://")
+	request, _ := http.NewRequest(http.MethodPut, "http://"+address+"/v1/session/destroy/"+l.Key, nil)
+	response, err := http.DefaultClient.Do(request)
+	if err != nil {
+		t.Fatalf("destroying the session: %v", err)
+	}
+	response.Body.Close()
+	if response.StatusCode != 200 {
+		t.Fatalf("destroying the session: %s", response.Status)
+	}
+}
+
+// releaseWithCLI releases the lease by its key with the polylock CLI.
+func releaseWithCLI(t *testing.T, url string, l *Lock) {
+	t.Helper()
+	cli := os.Getenv("POLYLOCK_CLI")
+	if cli == "" {
+		t.Fatal("POLYLOCK_CLI (the polylock binary) is not set")
+	}
+	out, err := exec.Command(cli, "--url", url, "release", l.Name, "--holder", l.Key).CombinedOutput()
+	if err != nil {
+		t.Fatalf("polylock release: %v: %s", err, out)
+	}
 }
 
 func unique(base string) string {
@@ -48,17 +120,27 @@ func connect(t *testing.T, url string) *Client {
 	return c
 }
 
-func forEachBackend(t *testing.T, test func(t *testing.T, url string)) {
-	for _, b := range backends(t) {
+func forEachBackend(t *testing.T, test func(t *testing.T, b backend)) {
+	runOn(t, backends(t), test)
+}
+
+func runOn(t *testing.T, list []backend, test func(t *testing.T, b backend)) {
+	for _, b := range list {
 		b := b
-		t.Run(b.name, func(t *testing.T) { test(t, b.url) })
+		t.Run(b.name, func(t *testing.T) {
+			if b.skip != "" {
+				skipOnce(t, b.skip)
+			}
+			test(t, b)
+		})
 	}
 }
 
 func TestLockUnlockAndTokens(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, url string) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		url := b.url
 		ctx := context.Background()
-		a, b := connect(t, url), connect(t, url)
+		a, other := connect(t, url), connect(t, url)
 		name := unique("basic")
 		opts := &LockOptions{LockTimeoutSeconds: 15}
 		first, err := a.Lock(ctx, name, opts)
@@ -69,17 +151,17 @@ func TestLockUnlockAndTokens(t *testing.T) {
 			t.Fatalf("held lease: %v %v", first.IsHeld(), first.TimeToExpiration())
 		}
 		token, ok := first.FencingToken()
-		if !ok {
-			t.Fatal("no fencing token")
+		if ok != b.fencing {
+			t.Fatalf("fencing token given: %v, expected %v", ok, b.fencing)
 		}
 		if err := first.Renew(ctx); err != nil {
 			t.Fatal(err)
 		}
-		busy, err := b.TryLock(ctx, name, opts)
+		busy, err := other.TryLock(ctx, name, opts)
 		if err != nil || busy.Locked {
 			t.Fatalf("try while held: %+v %v", busy, err)
 		}
-		_, err = b.Lock(ctx, name, &LockOptions{WaitTimeoutSeconds: 1})
+		_, err = other.Lock(ctx, name, &LockOptions{WaitTimeoutSeconds: 1})
 		if !errors.Is(err, ErrLockWaitTimeout) {
 			t.Fatalf("wait on a held lock: %v", err)
 		}
@@ -92,19 +174,21 @@ func TestLockUnlockAndTokens(t *testing.T) {
 		if first.IsHeld() || first.Locked {
 			t.Fatal("still held after unlock")
 		}
-		second, err := b.Lock(ctx, name, &LockOptions{WaitTimeoutSeconds: 10})
+		second, err := other.Lock(ctx, name, &LockOptions{WaitTimeoutSeconds: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if next, _ := second.FencingToken(); next <= token {
-			t.Fatalf("token %d after %d", next, token)
+		next, ok := second.FencingToken()
+		if ok != b.fencing || (b.fencing && next <= token) {
+			t.Fatalf("token %d (%v) after %d", next, ok, token)
 		}
 		second.Unlock(ctx)
 	})
 }
 
 func TestSizeIsASemaphore(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, url string) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		url := b.url
 		ctx := context.Background()
 		name := unique("size")
 		var held []*Lock
@@ -130,7 +214,8 @@ func TestSizeIsASemaphore(t *testing.T) {
 }
 
 func TestContextEndsAWait(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, url string) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		url := b.url
 		name := unique("context")
 		holder, err := connect(t, url).Lock(context.Background(), name, nil)
 		if err != nil {
@@ -182,7 +267,8 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestGoroutinesNeverOverlap(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, url string) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		url := b.url
 		name := unique("goroutines")
 		var inside, overlaps atomic.Int32
 		var wg sync.WaitGroup
@@ -212,45 +298,92 @@ func TestGoroutinesNeverOverlap(t *testing.T) {
 	})
 }
 
-func TestOnLostFiresOnceWhenTheSessionIsDestroyed(t *testing.T) {
-	consul := os.Getenv("POLYLOCK_TEST_CONSUL_URL")
-	if consul == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("POLYLOCK_TEST_CONSUL_URL is not set")
+func TestOnLostFiresOnceWhenTheLeaseIsTakenAway(t *testing.T) {
+	var revocable []backend
+	for _, b := range backends(t) {
+		if b.revoke != nil {
+			revocable = append(revocable, b)
 		}
-		t.Skip("needs POLYLOCK_TEST_CONSUL_URL")
 	}
-	ctx := context.Background()
-	l, err := connect(t, consul).Lock(ctx, unique("lost"), nil)
-	if err != nil {
+	runOn(t, revocable, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		l, err := connect(t, b.url).Lock(ctx, unique("lost"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lost := make(chan LostEvent, 4)
+		if err := l.OnLost(func(e LostEvent) { lost <- e; _ = l.IsHeld() }); err != nil {
+			t.Fatal(err)
+		}
+		b.revoke(t, b.url, l)
+		select {
+		case event := <-lost:
+			if event.Name != l.Name || event.Key != l.Key || event.Reason == "" || event.HasToken != b.fencing {
+				t.Fatalf("event: %+v", event)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("no lost callback within 60 s")
+		}
+		if l.IsHeld() {
+			t.Fatal("still held after loss")
+		}
+		if err := l.Unlock(ctx); !errors.Is(err, ErrLockLost) {
+			t.Fatalf("unlock after loss: %v", err)
+		}
+		if len(lost) != 0 {
+			t.Fatal("lost callback fired twice")
+		}
+	})
+}
+
+func TestLDLMPassword(t *testing.T) {
+	base, skip := serverURL(t, "POLYLOCK_TEST_LDLM_PASSWORD_URL", ldlmSkipped())
+	if skip != "" {
+		skipOnce(t, skip)
+	}
+	password := os.Getenv("POLYLOCK_TEST_LDLM_PASSWORD")
+	with := func(secret string) string { return strings.Replace(base, "ldlm://", "ldlm://:"+secret+"@", 1) }
+	wrong := "not-the-password-2c7e41"
+	for _, url := range []string{with(wrong), base} {
+		_, err := New(url)
+		var e *Error
+		if !errors.Is(err, ErrAuth) || !errors.As(err, &e) {
+			t.Fatalf("connecting with a bad password: %v", err)
+		}
+		if strings.Contains(e.Message, wrong) || strings.Contains(e.Message, password) {
+			t.Fatalf("the error shows the password: %s", e.Message)
+		}
+	}
+	l, err := connect(t, with(password)).TryLock(context.Background(), unique("password"), nil)
+	if err != nil || !l.Locked {
+		t.Fatalf("lock with the password: %+v %v", l, err)
+	}
+	if err := l.Unlock(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	lost := make(chan LostEvent, 4)
-	if err := l.OnLost(func(e LostEvent) { lost <- e; _ = l.IsHeld() }); err != nil {
-		t.Fatal(err)
+}
+
+func TestLDLMClientCertificates(t *testing.T) {
+	base, skip := serverURL(t, "POLYLOCK_TEST_LDLM_MTLS_URL", ldlmSkipped())
+	if skip != "" {
+		skipOnce(t, skip)
 	}
-	address := strings.TrimPrefix(consul, "consul://")
-	request, _ := http.NewRequest(http.MethodPut, "http://"+address+"/v1/session/destroy/"+l.Key, nil)
-	response, err := http.DefaultClient.Do(request)
-	if err != nil || response.StatusCode != 200 {
-		t.Fatalf("destroying the session: %v %v", response, err)
-	}
-	response.Body.Close()
-	select {
-	case event := <-lost:
-		if event.Name != l.Name || event.Reason == "" || !event.HasToken {
-			t.Fatalf("event: %+v", event)
+	certs := os.Getenv("POLYLOCK_TEST_LDLM_MTLS_CERTS")
+	// Without a client certificate the server closes the connection at
+	// once, so polylock's threads write to a closed socket: the process
+	// survives because the core blocks SIGPIPE in its threads (a Go
+	// program would die of "signal: broken pipe" otherwise).
+	for i := 0; i < 20; i++ {
+		if _, err := New(base + "?ca=" + certs + "/ca.pem"); !errors.Is(err, ErrAuth) {
+			t.Fatalf("connecting without a client certificate: %v", err)
 		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("no lost callback within 60 s")
 	}
-	if l.IsHeld() {
-		t.Fatal("still held after loss")
+	url := fmt.Sprintf("%s?ca=%s/ca.pem&cert=%s/client.pem&key=%s/client-key.pem", base, certs, certs, certs)
+	l, err := connect(t, url).TryLock(context.Background(), unique("mtls"), nil)
+	if err != nil || !l.Locked {
+		t.Fatalf("lock with a client certificate: %+v %v", l, err)
 	}
-	if err := l.Unlock(ctx); !errors.Is(err, ErrLockLost) {
-		t.Fatalf("unlock after loss: %v", err)
-	}
-	if len(lost) != 0 {
-		t.Fatal("lost callback fired twice")
+	if err := l.Unlock(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -18,7 +18,16 @@ import atexit
 from typing import Any, Callable, Optional
 
 from . import _native
-from ._native import Client, Lease, Lock, LostEvent, Registry, RegistryEvent, RegistryEvents
+from ._native import (
+    Capabilities,
+    Client,
+    Lease,
+    Lock,
+    LostEvent,
+    Registry,
+    RegistryEvent,
+    RegistryEvents,
+)
 from .errors import (
     AuthError,
     BackendError,
@@ -162,6 +171,7 @@ class AsyncLock:
 
 
 __all__ = [
+    "Capabilities",
     "Client",
     "AsyncClient",
     "Lock",

@@ -1,7 +1,8 @@
 //! A loopback TCP proxy that counts the requests a client sends to a real
-//! server: HTTP/1.1 request lines (Consul) or MongoDB wire-protocol
-//! messages (framed by their length prefix). Benches route one client
-//! through it to see how many requests it makes, e.g. while renewing.
+//! server: HTTP/1.1 request lines (Consul), MongoDB wire-protocol messages
+//! (framed by their length prefix) or HTTP/2 streams opened (LDLM's gRPC
+//! calls, in cleartext). Benches route one client through it to see how
+//! many requests it makes, e.g. while renewing.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +18,11 @@ pub enum Protocol {
     Http,
     /// Counts length-prefixed wire-protocol messages.
     Mongo,
+    /// Counts HTTP/2 HEADERS frames from the client (after the connection
+    /// preface): each opens one stream, i.e. one gRPC call. gRPC clients
+    /// send no trailers, and PING, SETTINGS, WINDOW_UPDATE, DATA and
+    /// CONTINUATION frames are not calls, so they are not counted.
+    Http2,
 }
 
 /// A running proxy; its counter covers every connection through it.
@@ -85,9 +91,18 @@ struct Scanner {
     tail: Vec<u8>,
     /// Mongo: bytes of the current message still to skip.
     skip: usize,
-    /// Mongo: the length prefix read so far.
+    /// Mongo: the length prefix read so far; HTTP/2: the frame header.
     prefix: Vec<u8>,
+    /// HTTP/2: bytes of the client connection preface still to skip.
+    preface: usize,
 }
+
+/// The client connection preface every HTTP/2 connection starts with.
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// An HTTP/2 frame header: 24-bit length, type, flags, 31-bit stream id.
+const HTTP2_FRAME_HEADER: usize = 9;
+/// The type of a HEADERS frame.
+const HTTP2_HEADERS: u8 = 0x1;
 
 const HTTP_MARKER: &[u8] = b" HTTP/1.1\r\n";
 
@@ -98,6 +113,7 @@ impl Scanner {
             tail: Vec::new(),
             skip: 0,
             prefix: Vec::new(),
+            preface: HTTP2_PREFACE.len(),
         }
     }
 
@@ -106,6 +122,7 @@ impl Scanner {
         match self.protocol {
             Protocol::Http => self.feed_http(chunk),
             Protocol::Mongo => self.feed_mongo(chunk),
+            Protocol::Http2 => self.feed_http2(chunk),
         }
     }
 
@@ -141,5 +158,34 @@ impl Scanner {
             }
         }
         messages
+    }
+
+    fn feed_http2(&mut self, mut chunk: &[u8]) -> u64 {
+        let mut calls = 0;
+        while !chunk.is_empty() {
+            if self.preface > 0 {
+                let n = self.preface.min(chunk.len());
+                self.preface -= n;
+                chunk = &chunk[n..];
+                continue;
+            }
+            if self.skip > 0 {
+                let n = self.skip.min(chunk.len());
+                self.skip -= n;
+                chunk = &chunk[n..];
+                continue;
+            }
+            let n = (HTTP2_FRAME_HEADER - self.prefix.len()).min(chunk.len());
+            self.prefix.extend_from_slice(&chunk[..n]);
+            chunk = &chunk[n..];
+            if self.prefix.len() == HTTP2_FRAME_HEADER {
+                let header = std::mem::take(&mut self.prefix);
+                self.skip = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+                if header[3] == HTTP2_HEADERS {
+                    calls += 1;
+                }
+            }
+        }
+        calls
     }
 }

@@ -1,10 +1,20 @@
 # frozen_string_literal: true
 
-# Polylock::Mutex against memory:// and, when POLYLOCK_TEST_CONSUL_URL is
-# set (tests/with-servers.sh sets it), a real Consul agent. In CI a missing
-# Consul URL is a failure, not a skip.
+# Polylock::Mutex against memory:// and, when their URLs are set
+# (tests/with-servers.sh sets them), a real Consul agent
+# (POLYLOCK_TEST_CONSUL_URL) and a real LDLM server (POLYLOCK_TEST_LDLM_URL,
+# with POLYLOCK_TEST_LDLM_PASSWORD_URL and POLYLOCK_TEST_LDLM_PASSWORD for
+# the password check). In CI a missing URL is a failure, not a skip, except
+# LDLM's when POLYLOCK_TEST_LDLM_SKIPPED=1 (no LDLM server binary).
+#
+# A lease is lost behind its holder's back by destroying its Consul session
+# over HTTP, or, on LDLM, by releasing it by its key with the polylock CLI
+# ($POLYLOCK_CLI, which run-tests.sh builds and sets). The C ABI has no
+# capabilities call, so what a backend lacks (LDLM: fencing tokens) is
+# declared by each test class.
 require "minitest/autorun"
 require "net/http"
+require "open3"
 require "timeout"
 require "polylock"
 
@@ -27,7 +37,11 @@ module MutexBehaviour
       assert_operator mx.time_to_expiration, :>, 0
       assert_operator mx.time_to_expiration, :<=, 15
       refute mx.need_renew?
-      assert_kind_of Integer, mx.fencing_token
+      if fencing?
+        assert_kind_of Integer, mx.fencing_token
+      else
+        assert_nil mx.fencing_token
+      end
       mx.renew
       :body_result
     end
@@ -46,7 +60,27 @@ module MutexBehaviour
     assert_equal :timeout, error.code
     token = first.fencing_token
     first.unlock
-    second.synchronize(timeout: 10) { |mx| assert_operator mx.fencing_token, :>, token }
+    second.synchronize(timeout: 10) do |mx|
+      if fencing?
+        assert_operator mx.fencing_token, :>, token
+      else
+        assert_nil mx.fencing_token
+      end
+    end
+  end
+
+  def test_limit_makes_a_semaphore
+    name = unique("semaphore")
+    one = mutex(name, limit: 2)
+    two = mutex(name, limit: 2)
+    assert one.try_lock
+    assert two.try_lock
+    refute mutex(name, limit: 2).try_lock
+    error = assert_raises(Polylock::LimitMismatchError) { mutex(name, limit: 3).try_lock }
+    assert_equal :limit_mismatch, error.code
+    one.unlock
+    mutex(name, limit: 2).synchronize(timeout: 10) { |mx| assert mx.locked? }
+    two.unlock
   end
 
   def test_the_block_raising_still_releases
@@ -90,37 +124,15 @@ module MutexBehaviour
   end
 end
 
-class MemoryMutexTest < Minitest::Test
-  include MutexBehaviour
-
-  def url
-    "memory://ruby-#{Process.pid}"
-  end
-end
-
-class ConsulMutexTest < Minitest::Test
-  include MutexBehaviour
-
-  attr_reader :url
-
-  def setup
-    @url = ENV.fetch("POLYLOCK_TEST_CONSUL_URL", "")
-    return unless @url.empty?
-
-    flunk "POLYLOCK_TEST_CONSUL_URL is not set" if ENV["CI"] == "true"
-    skip "POLYLOCK_TEST_CONSUL_URL is not set"
-  end
-
-  def test_on_mutex_lost_fires_once_when_the_session_is_destroyed
+# The lost callback, on backends where the test can take a lease away
+# (`revoke` comes from the including class).
+module LostBehaviour
+  def test_on_mutex_lost_fires_once_when_the_lease_is_taken_away
     mx = mutex(unique("lost"))
     lost = Queue.new
     mx.on_mutex_lost { |m, reason| lost << [m, reason] }
     mx.synchronize(timeout: 10) do
-      address = url.delete_prefix("consul://")
-      response = Net::HTTP.start(*address.split(":").then { |h, p| [h, p.to_i] }) do |http|
-        http.request(Net::HTTP::Put.new("/v1/session/destroy/#{mx.holder}", "Content-Type" => "application/json"))
-      end
-      assert_equal "200", response.code
+      revoke(mx)
       who, reason = Timeout.timeout(60) { lost.pop }
       assert_same mx, who
       refute_empty reason
@@ -131,5 +143,93 @@ class ConsulMutexTest < Minitest::Test
     assert_equal :lost, e.code
     assert_equal 0, lost.size, "fired once"
     assert_raises(Polylock::NotHeldError) { mx.unlock }
+  end
+end
+
+# `url` from the environment variable `name`: skips without it, fails in CI.
+module ServerURL
+  def server_url(name, skipped: false)
+    url = ENV.fetch(name, "")
+    return url unless url.empty?
+
+    skip "#{name} is not set (POLYLOCK_TEST_LDLM_SKIPPED=1: no LDLM server binary)" if skipped
+    flunk "#{name} is not set" if ENV["CI"] == "true"
+    skip "#{name} is not set"
+  end
+end
+
+class MemoryMutexTest < Minitest::Test
+  include MutexBehaviour
+
+  def url
+    "memory://ruby-#{Process.pid}"
+  end
+
+  def fencing?
+    true
+  end
+end
+
+class ConsulMutexTest < Minitest::Test
+  include MutexBehaviour
+  include LostBehaviour
+  include ServerURL
+
+  attr_reader :url
+
+  def setup
+    @url = server_url("POLYLOCK_TEST_CONSUL_URL")
+  end
+
+  def fencing?
+    true
+  end
+
+  # Destroys the lease's session over Consul's HTTP API.
+  def revoke(mx)
+    host, port = url.delete_prefix("consul://").split(":")
+    response = Net::HTTP.start(host, port.to_i) do |http|
+      http.request(Net::HTTP::Put.new("/v1/session/destroy/#{mx.holder}", "Content-Type" => "application/json"))
+    end
+    assert_equal "200", response.code
+  end
+end
+
+class LdlmMutexTest < Minitest::Test
+  include MutexBehaviour
+  include LostBehaviour
+  include ServerURL
+
+  attr_reader :url
+
+  def setup
+    @url = server_url("POLYLOCK_TEST_LDLM_URL", skipped: ENV["POLYLOCK_TEST_LDLM_SKIPPED"] == "1")
+  end
+
+  # LDLM gives no fencing token.
+  def fencing?
+    false
+  end
+
+  # Releases the lease by its key with the polylock CLI, from outside.
+  def revoke(mx)
+    cli = ENV.fetch("POLYLOCK_CLI", "")
+    flunk "POLYLOCK_CLI (the polylock binary) is not set" if cli.empty?
+    out, status = Open3.capture2e(cli, "--url", url, "release", mx.name, "--holder", mx.holder)
+    assert status.success?, "polylock release: #{out}"
+  end
+
+  def test_a_wrong_password_is_refused_without_showing_it
+    base = server_url("POLYLOCK_TEST_LDLM_PASSWORD_URL", skipped: ENV["POLYLOCK_TEST_LDLM_SKIPPED"] == "1")
+    password = ENV.fetch("POLYLOCK_TEST_LDLM_PASSWORD")
+    wrong = "not-the-password-5be1d0"
+    with = ->(secret) { base.sub("ldlm://", "ldlm://:#{secret}@") }
+    error = assert_raises(Polylock::AuthError) { Polylock::Client.new(with.call(wrong)) }
+    assert_equal :auth, error.code
+    refute_includes error.message, wrong
+    refute_includes error.message, password
+    Polylock::Mutex.new(unique("password"), url: with.call(password)).synchronize(timeout: 10) do |mx|
+      assert mx.locked?
+    end
   end
 end
