@@ -55,9 +55,14 @@ ferretdb_bin() { go_build_cached ferretdb "$FERRETDB_VERSION" build_ferretdb; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # launch STATE_DIR PORT: start the server; wait (bounded) until it listens.
+# `_txlock=immediate`: SQLite transactions take the write lock when they
+# begin. With the default (deferred) a server under the suite's load got
+# stuck answering "database is locked (517 SQLITE_BUSY_SNAPSHOT)" to every
+# write after a few repeated conformance runs; with it, ten runs in a row
+# on one server saw none.
 launch() {
   local state=$1 port=$2
-  "$(ferretdb_bin)" --handler=sqlite --sqlite-url="file:$state/data/" \
+  "$(ferretdb_bin)" --handler=sqlite --sqlite-url="file:$state/data/?_txlock=immediate" \
       --listen-addr="127.0.0.1:$port" --state-dir="$state/state" \
       --debug-addr=- --telemetry=disable --log-level=warn \
       --test-capped-cleanup-interval=1s --test-capped-cleanup-percentage=50 \
