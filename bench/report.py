@@ -15,8 +15,14 @@ the order they appear. What a figure is comes from its metric name:
                                    acquire and try differ: LDLM), handoff,
                                    rpc_round_trip (the floor's one RPC)
     throughput_N_contenders_per_s  acquisitions/s with N contenders (higher)
+                                   sharing one client
+    throughput_N_clients_per_s     the same with a client each
+    throughput_N_contenders_2_slots_per_s   the same on a 2-slot semaphore
     throughput_N_names_per_s       acquisitions/s over N names (higher)
-    errors_N_contenders            failed acquisitions (lower)
+    errors_N_contenders            failed acquisitions (lower; also
+                                   errors_N_clients, errors_N_contenders_2_slots)
+    raft_writes_per_acquisition_N_contenders   Consul Raft writes per
+                                   acquisition with N contenders (lower)
     N_leases_requests_per_min      requests/min while holding N leases (lower)
     N_leases_server_renews_per_min the same, as the server's log counts them
     N_leases_rss_bytes_per_lease   resident memory per lease (lower)
@@ -90,14 +96,28 @@ def describe(metric, appearance=0):
         n = int(m.group(1))
         plural = "" if n == 1 else "s"
         return Figure(f"throughput, {n} contender{plural} on one name", "rate", True, (3, "", n), n)
+    m = re.fullmatch(r"throughput_(\d+)_clients_per_s", metric)
+    if m:
+        n = int(m.group(1))
+        return Figure(f"throughput, {n} clients (one each) on one name", "rate", True, (3, "clients", n))
+    m = re.fullmatch(r"throughput_(\d+)_contenders_2_slots_per_s", metric)
+    if m:
+        n = int(m.group(1))
+        return Figure(f"throughput, {n} contenders on a 2-slot semaphore", "rate", True, (3, "slots", n))
+    m = re.fullmatch(r"raft_writes_per_acquisition_(\d+)_contenders", metric)
+    if m:
+        n = int(m.group(1))
+        plural = "" if n == 1 else "s"
+        return Figure(f"Raft writes per acquisition, {n} contender{plural}", "requests", False, (5, "raft", n))
     m = re.fullmatch(r"throughput_(\d+)_names_per_s", metric)
     if m:
         n = int(m.group(1))
         return Figure(f"throughput, one client over {n:,} names", "rate", True, (4, "", n))
-    m = re.fullmatch(r"errors_(\d+)_contenders", metric)
+    m = re.fullmatch(r"errors_(\d+)_(contenders|clients|contenders_2_slots)", metric)
     if m:
-        n = int(m.group(1))
-        return Figure(f"errors, {n} contender{'' if n == 1 else 's'}", "count", False, (5, "", n))
+        n, shape = int(m.group(1)), m.group(2)
+        what = {"contenders": "contenders", "clients": "clients", "contenders_2_slots": "contenders, 2 slots"}[shape]
+        return Figure(f"errors, {n} {what}", "count", False, (5, shape, n))
     m = re.fullmatch(r"(\d+)_leases_(.+)", metric)
     if m:
         n, rest = int(m.group(1)), m.group(2)

@@ -126,6 +126,14 @@ class Numbers(unittest.TestCase):
         self.assertEqual(report.describe("10000_leases_server_renews_per_min").kind, "requests")
         self.assertEqual(report.describe("uncontended_try_p50_us").label,
                          "uncontended try_acquire+release p50")
+        self.assertEqual(report.describe("throughput_16_clients_per_s").label,
+                         "throughput, 16 clients (one each) on one name")
+        self.assertIsNone(report.describe("throughput_16_clients_per_s").contenders)
+        self.assertEqual(report.describe("throughput_64_contenders_2_slots_per_s").label,
+                         "throughput, 64 contenders on a 2-slot semaphore")
+        writes = report.describe("raft_writes_per_acquisition_64_contenders")
+        self.assertEqual((writes.kind, writes.higher_is_better), ("requests", False))
+        self.assertEqual(report.describe("errors_16_clients").label, "errors, 16 clients")
         self.assertEqual(report.describe("something_new_us").kind, "latency")
         self.assertIsNone(report.describe("mystery").higher_is_better)
 

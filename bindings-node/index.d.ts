@@ -177,7 +177,7 @@ export class Client {
     capabilities(): Promise<Capabilities>;
     /**
      * The distributed lock/unlock events of `name`, from now on (backends
-     * with an event stream: memory://, mongodb://).
+     * with an event stream: memory://, Consul, mongodb://).
      * @param {string} name
      * @returns {LockEvents}
      */
@@ -348,6 +348,13 @@ export class LockEvents implements AsyncIterableIterator<LockEvent> {
     private _inner;
     /** @returns {Promise<IteratorResult<LockEvent, undefined>>} */
     next(): Promise<IteratorResult<LockEvent, undefined>>;
+    /**
+     * Resolves once the stream sees every change: at once on memory:// and
+     * MongoDB, on Consul after its blocking query's first read. Await it before
+     * acting when the events of what you do next must all show.
+     * @returns {Promise<void>}
+     */
+    ready(): Promise<void>;
     /** Ends the subscription. @returns {Promise<IteratorResult<LockEvent, undefined>>} */
     return(): Promise<IteratorResult<LockEvent, undefined>>;
     /** @returns {LockEvents} */
@@ -394,7 +401,7 @@ export class Registry {
     list(): Promise<Registration[]>;
     /**
      * Registrations and unregistrations by any client, from now on (backends
-     * with an event stream: memory://, mongodb://).
+     * with an event stream: memory://, Consul, mongodb://).
      * @returns {RegistryEvents}
      */
     events(): RegistryEvents;
@@ -426,6 +433,8 @@ export class RegistryEvents implements AsyncIterableIterator<RegistryEvent> {
     private _prefix;
     /** @returns {Promise<IteratorResult<RegistryEvent, undefined>>} */
     next(): Promise<IteratorResult<RegistryEvent, undefined>>;
+    /** Resolves once the stream sees every change (see `LockEvents.ready`). @returns {Promise<void>} */
+    ready(): Promise<void>;
     /** Ends the subscription. @returns {Promise<IteratorResult<RegistryEvent, undefined>>} */
     return(): Promise<IteratorResult<RegistryEvent, undefined>>;
     /** @returns {RegistryEvents} */

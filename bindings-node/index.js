@@ -350,6 +350,17 @@ class LockEvents {
     return event ? { value: event, done: false } : { value: undefined, done: true };
   }
 
+  /**
+   * Resolves once the stream sees every change: at once on memory:// and
+   * MongoDB, on Consul after its blocking query's first read. Await it before
+   * acting when the events of what you do next must all show.
+   * @returns {Promise<void>}
+   */
+  async ready() {
+    const events = await this._inner;
+    await mapped(() => events.ready());
+  }
+
   /** Ends the subscription. @returns {Promise<IteratorResult<LockEvent, undefined>>} */
   async return() {
     (await this._inner).close();
@@ -404,6 +415,11 @@ class RegistryEvents {
       },
       done: false,
     };
+  }
+
+  /** Resolves once the stream sees every change (see `LockEvents.ready`). @returns {Promise<void>} */
+  async ready() {
+    await this._events.ready();
   }
 
   /** Ends the subscription. @returns {Promise<IteratorResult<RegistryEvent, undefined>>} */
@@ -478,7 +494,7 @@ class Registry {
 
   /**
    * Registrations and unregistrations by any client, from now on (backends
-   * with an event stream: memory://, mongodb://).
+   * with an event stream: memory://, Consul, mongodb://).
    * @returns {RegistryEvents}
    */
   events() {
@@ -539,7 +555,7 @@ class Client {
 
   /**
    * The distributed lock/unlock events of `name`, from now on (backends
-   * with an event stream: memory://, mongodb://).
+   * with an event stream: memory://, Consul, mongodb://).
    * @param {string} name
    * @returns {LockEvents}
    */

@@ -57,6 +57,14 @@ impl NativeEvents {
         }))
     }
 
+    /// Resolves once the stream sees every change (on Consul, after its
+    /// blocking query's first read).
+    #[napi]
+    pub async fn ready(&self) -> napi::Result<()> {
+        self.inner.lock().await.ready().await;
+        Ok(())
+    }
+
     /// Ends the subscription; a pending `next()` resolves to null.
     #[napi]
     pub fn close(&self) {

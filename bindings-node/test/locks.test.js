@@ -76,6 +76,7 @@ for (const [label, url, options, caps] of backends()) {
       return;
     }
     await client.connect();
+    await events.ready();
     const lock = new Client(url).lock(name);
     const lease = await lock.acquire({ timeout: 10000 });
     await lock.release();

@@ -51,6 +51,7 @@ for (const [label, url, options, caps] of backends()) {
     const registry = new Client(url).registry(namespace);
     // The subscription is made once the client is connected.
     await client.connect();
+    await events.ready();
     await registry.register("db", "10.0.0.5:5432");
     await registry.unregister("db");
     const seen = [];

@@ -53,9 +53,15 @@ impl Registry {
     }
 
     /// Registrations and unregistrations by any client, from now on
-    /// (backends with an event stream: memory://, mongodb://).
+    /// (backends with an event stream: memory://, Consul, mongodb://).
+    /// Returns once the stream sees every change (on Consul, after its
+    /// first read; GIL released meanwhile).
     fn events(&self, py: Python<'_>) -> PyResult<RegistryEvents> {
-        let events = self.inner.events().map_err(|e| to_py(py, e))?;
+        let mut events = self.inner.events().map_err(|e| to_py(py, e))?;
+        let events = bridge::wait(py, async move {
+            events.ready().await;
+            Ok(events)
+        })?;
         Ok(RegistryEvents {
             inner: Arc::new(tokio::sync::Mutex::new(events)),
         })

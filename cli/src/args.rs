@@ -70,7 +70,7 @@ pub enum Command {
     /// list holders: release one by its holder id there).
     Delete(DeleteArgs),
     /// Print a lock's events (acquired, released, expired) as they happen
-    /// (memory://, MongoDB).
+    /// (memory://, Consul, MongoDB).
     Watch(WatchArgs),
 }
 

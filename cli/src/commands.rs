@@ -105,7 +105,7 @@ pub async fn watch(client: &Client, out: Output, args: WatchArgs) -> Result<i32>
     if !client.capabilities().event_stream {
         return Err(Error::Usage(format!(
             "the {} backend does not support lock event streams, which watch prints \
-             (memory:// and MongoDB have them)",
+             (memory://, Consul and MongoDB have them)",
             client.scheme()
         )));
     }
@@ -114,6 +114,7 @@ pub async fn watch(client: &Client, out: Output, args: WatchArgs) -> Result<i32>
     } else {
         client.watch(&args.name)?
     };
+    events.ready().await;
     // On stderr, so scripts (and tests) know events from here on are seen.
     eprintln!("watching {}", args.name);
     let mut seen = 0;

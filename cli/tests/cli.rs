@@ -421,25 +421,13 @@ fn consul_run_excludes_others_and_stops_the_command_on_loss() {
     assert_eq!(expect(&url, &["status", &name, "--json"], 0)["held"], false);
 }
 
-#[test]
-fn consul_watch_is_refused_clearly() {
-    let Some(url) = consul() else { return };
-    let output = run(&url, &["watch", "x"]);
-    assert_eq!(code(&output), 2);
-    assert!(
-        stderr(&output).contains("does not support lock event streams"),
-        "{}",
-        stderr(&output)
-    );
-}
+// ---- Consul and FerretDB: the event stream ---------------------------------
 
-// ---- FerretDB: the event stream ----------------------------------------------
-
-#[test]
-fn ferretdb_watch_prints_other_processes_events() {
-    let Some(url) = ferretdb() else { return };
+/// `polylock watch` prints the acquisition and the release another process
+/// makes, with one fencing token.
+fn watch_prints_other_processes_events(url: &str) {
     let name = unique("watch");
-    let mut watcher = polylock(&url)
+    let mut watcher = polylock(url)
         .args(["watch", &name, "--count", "2", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -449,7 +437,7 @@ fn ferretdb_watch_prints_other_processes_events() {
     let mut line = String::new();
     ready.read_line(&mut line).unwrap();
     assert!(line.starts_with("watching"), "{line}");
-    expect(&url, &["run", &name, "--", "true"], 0);
+    expect(url, &["run", &name, "--", "true"], 0);
     let output = finish(watcher);
     let events: Vec<Value> = stdout(&output)
         .lines()
@@ -459,6 +447,18 @@ fn ferretdb_watch_prints_other_processes_events() {
     assert_eq!(events[0]["event"], "acquired");
     assert_eq!(events[1]["event"], "released");
     assert_eq!(events[0]["fencing_token"], events[1]["fencing_token"]);
+}
+
+#[test]
+fn consul_watch_prints_other_processes_events() {
+    let Some(url) = consul() else { return };
+    watch_prints_other_processes_events(&url);
+}
+
+#[test]
+fn ferretdb_watch_prints_other_processes_events() {
+    let Some(url) = ferretdb() else { return };
+    watch_prints_other_processes_events(&url);
 }
 
 // ---- LDLM: locks end with their connection, no operator views ---------------

@@ -10,12 +10,16 @@
 //!   (`rpc_round_trip`, one RPC round trip);
 //! - handoff: the holder starts releasing → a waiter parked in another
 //!   client holds (p50/p99);
-//! - contended throughput: 16 and 64 contenders (one client, so one
-//!   connection, each) on one name, and one client cycling over 1,000
-//!   distinct names from 64 tasks;
+//! - contended throughput: 16 and 64 contenders on one name, as tasks of
+//!   one client (`throughput_N_contenders`, the peers' shape: one api.Client,
+//!   one MongoClient) and as one client each (`throughput_N_clients`); on a
+//!   2-slot semaphore from one client; one client cycling over 1,000
+//!   distinct names from 64 tasks. On Consul also the Raft writes per
+//!   acquisition with 1, 16 and 64 contenders of one client (the agent's
+//!   `applied_index` before and after: flat at 2 when waiters cost nothing);
 //! - 10,000 leases held by one client: the time to take them, the requests
 //!   it sends per minute while only holding (counted by a proxy,
-//!   support/counting_proxy.rs), resident memory per lease, leases lost.
+//!   tests/support/counting_proxy.rs), resident memory per lease, leases lost.
 //!
 //! ```text
 //! bench/run.sh                                   # every backend and peer, with a report
@@ -37,7 +41,7 @@
 //! `Renew request` lines the server logged in the window, a check of the
 //! proxy's count.
 
-#[path = "support/counting_proxy.rs"]
+#[path = "../tests/support/counting_proxy.rs"]
 mod counting_proxy;
 #[path = "support/floors.rs"]
 mod floors;
@@ -45,12 +49,11 @@ mod floors;
 mod stats;
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use counting_proxy::{CountingProxy, Protocol};
+use counting_proxy::CountingProxy;
 use floors::{Floor, LdlmFloor, LDLM_WAIT};
 use polylock::{Client, ClientOptions, Event, LockOptions};
 
@@ -133,20 +136,37 @@ async fn run(url: &str) {
     }
     if wanted("contended") {
         let window = Duration::from_secs(knob("POLYLOCK_BENCH_SECONDS", 5));
-        for contenders in [16, 64] {
-            let (rate, errors) = contended(url, contenders, window).await;
-            emit(
-                &b,
-                "polylock",
-                &format!("throughput_{contenders}_contenders_per_s"),
-                rate,
-            );
-            emit(
-                &b,
-                "polylock",
-                &format!("errors_{contenders}_contenders"),
-                errors as f64,
-            );
+        let raft = raft_index_url(url);
+        let counts: &[usize] = if raft.is_some() {
+            &[1, 16, 64]
+        } else {
+            &[16, 64]
+        };
+        for &contenders in counts {
+            let before = match &raft {
+                Some(raft) => Some(applied_index(raft).await),
+                None => None,
+            };
+            let run = contended(url, 1, contenders, Shape::OneClient, window).await;
+            if let (Some(raft), Some(before)) = (&raft, before) {
+                let writes = applied_index(raft).await - before;
+                emit(
+                    &b,
+                    "polylock",
+                    &format!("raft_writes_per_acquisition_{contenders}_contenders"),
+                    writes as f64 / run.acquisitions.max(1) as f64,
+                );
+            }
+            if contenders == 1 {
+                continue;
+            }
+            run.emit(&b, &format!("{contenders}_contenders"));
+            contended(url, 1, contenders, Shape::ClientEach, window)
+                .await
+                .emit(&b, &format!("{contenders}_clients"));
+            contended(url, 2, contenders, Shape::OneClient, window)
+                .await
+                .emit(&b, &format!("{contenders}_contenders_2_slots"));
         }
         let rate = distinct_names(url, 1000, 64, window).await;
         emit(&b, "polylock", "throughput_1000_names_per_s", rate);
@@ -338,15 +358,55 @@ async fn handoff(url: &str, b: &str, iterations: usize) {
     }
 }
 
-/// Acquisitions per second of `contenders` clients on one name, and how
-/// many acquisitions failed with an error (an overloaded server's).
-async fn contended(url: &str, contenders: usize, window: Duration) -> (f64, u64) {
+/// How contenders are spread over clients.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Tasks of one client (one session, one connection pool).
+    OneClient,
+    /// A client each.
+    ClientEach,
+}
+
+/// What a contended run did.
+struct Contended {
+    rate: f64,
+    acquisitions: u64,
+    errors: u64,
+}
+
+impl Contended {
+    /// Emits `throughput_{what}_per_s` and `errors_{what}`.
+    fn emit(&self, b: &str, what: &str) {
+        emit(
+            b,
+            "polylock",
+            &format!("throughput_{what}_per_s"),
+            self.rate,
+        );
+        emit(b, "polylock", &format!("errors_{what}"), self.errors as f64);
+    }
+}
+
+/// `contenders` tasks taking and giving back one slot of a lock with
+/// `limit` slots on one name, for `window`: acquisitions per second, and
+/// how many acquisitions failed with an error (an overloaded server's).
+async fn contended(
+    url: &str,
+    limit: u32,
+    contenders: usize,
+    shape: Shape,
+    window: Duration,
+) -> Contended {
     let name = format!("bench/contended-{}", suffix());
     let done = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
-    for _ in 0..contenders {
-        clients.push(Client::connect(url).await.unwrap());
+    for i in 0..contenders {
+        if i == 0 || shape == Shape::ClientEach {
+            clients.push(Client::connect(url).await.unwrap());
+        } else {
+            clients.push(clients[0].clone());
+        }
     }
     let started = Instant::now();
     let deadline = started + window;
@@ -355,7 +415,7 @@ async fn contended(url: &str, contenders: usize, window: Duration) -> (f64, u64)
         .map(|client| {
             let (name, done, errors) = (name.clone(), done.clone(), errors.clone());
             tokio::spawn(async move {
-                let lock = client.lock(&name, LockOptions::mutex()).unwrap();
+                let lock = client.lock(&name, LockOptions::semaphore(limit)).unwrap();
                 loop {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
@@ -379,8 +439,35 @@ async fn contended(url: &str, contenders: usize, window: Duration) -> (f64, u64)
     for task in tasks {
         task.await.unwrap();
     }
-    let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-    (rate, errors.load(Ordering::Relaxed))
+    let acquisitions = done.load(Ordering::Relaxed);
+    Contended {
+        rate: acquisitions as f64 / started.elapsed().as_secs_f64(),
+        acquisitions,
+        errors: errors.load(Ordering::Relaxed),
+    }
+}
+
+/// For a consul:// URL, the agent's `/v1/agent/self`, whose
+/// `Stats.raft.applied_index` counts Raft writes.
+fn raft_index_url(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("consul://")?;
+    let host = rest.split(['/', '?']).next()?;
+    Some(format!("http://{host}/v1/agent/self"))
+}
+
+/// The agent's Raft `applied_index` now.
+async fn applied_index(agent_self: &str) -> u64 {
+    let reply: serde_json::Value = reqwest::get(agent_self)
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("the consul agent answers /v1/agent/self")
+        .json()
+        .await
+        .expect("a JSON reply");
+    reply["Stats"]["raft"]["applied_index"]
+        .as_str()
+        .and_then(|i| i.parse().ok())
+        .expect("Stats.raft.applied_index")
 }
 
 /// Acquisitions per second of one client over `names` names from `tasks`
@@ -529,28 +616,7 @@ fn renew_lines_since(path: &str, offset: u64) -> u64 {
 
 const RENEW_LINE: &str = r#""msg":"Renew request""#;
 
-/// The URL through a counting proxy, for consul://, mongodb:// and ldlm://
-/// URLs (not TLS ones: the proxy could not read the requests).
+/// The URL through a counting proxy (see [`CountingProxy::in_front_of`]).
 async fn proxied(url: &str) -> Option<(String, CountingProxy)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let host = rest.split(['/', '?']).next()?;
-    let target: SocketAddr = host.parse().ok()?;
-    let protocol = match scheme {
-        "consul" => Protocol::Http,
-        "mongodb" => Protocol::Mongo,
-        "ldlm" => Protocol::Http2,
-        _ => return None,
-    };
-    let proxy = CountingProxy::start(target, protocol).await;
-    let path = match &rest[host.len()..] {
-        "" => "/",
-        path => path,
-    };
-    let mut proxied = format!("{scheme}://{}{path}", proxy.addr);
-    if scheme == "mongodb" {
-        // The proxy's address is not the server's own: no replica-set discovery.
-        proxied.push(if proxied.contains('?') { '&' } else { '?' });
-        proxied.push_str("directConnection=true");
-    }
-    Some((proxied, proxy))
+    CountingProxy::in_front_of(url).await
 }

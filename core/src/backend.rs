@@ -275,6 +275,14 @@ pub trait Backend: Send + Sync + 'static {
         try_then_wait(self, request, until, signals).await
     }
 
+    /// True when the backend overrides [`Backend::acquire`] with its own
+    /// policy (LDLM's server-side wait, Consul's shared blocking queries):
+    /// wrappers then hand it whole calls rather than running
+    /// [`try_then_wait`] over its parts.
+    fn has_own_acquire(&self) -> bool {
+        false
+    }
+
     /// Tries once to take the lock, without waiting for holders to leave.
     async fn try_acquire(&self, request: &AcquireRequest) -> Result<Attempt>;
 
@@ -308,9 +316,12 @@ pub trait Backend: Send + Sync + 'static {
         let _ = (grant, end);
     }
 
-    /// The stream of lock events seen by this backend (all names), for
-    /// backends with [`Capabilities::event_stream`].
-    fn lock_events(&self) -> Option<tokio::sync::broadcast::Receiver<crate::LockEvent>> {
+    /// A stream of lock events seen by this backend, for backends with
+    /// [`Capabilities::event_stream`]: at least those of the names starting
+    /// with `prefix` (a name watched alone is its own prefix), from now on.
+    /// It may carry other names too; the consumer filters.
+    fn lock_events(&self, prefix: &str) -> Option<crate::LockFeed> {
+        let _ = prefix;
         None
     }
 

@@ -137,10 +137,13 @@ impl Client {
     }
 
     fn lock_events(&self, selection: Selection) -> Result<LockEvents> {
+        let prefix = match &selection {
+            Selection::Name(name) | Selection::Prefix(name) => name.as_str(),
+        };
         let events = self
             .inner
             .backend
-            .lock_events()
+            .lock_events(prefix)
             .ok_or_else(|| self.inner.backend.unsupported("lock event streams"))?;
         Ok(LockEvents::new(selection, events))
     }

@@ -56,7 +56,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Observer};
 pub use inspect::{HolderStatus, LockStatus};
 pub use lease::{Lease, LostCallback, LostEvent};
-pub use lock_events::{LockEvent, LockEventKind, LockEvents};
+pub use lock_events::{LockEvent, LockEventKind, LockEvents, LockFeed};
 pub use options::{
     default_holder_value, validate_limit, validate_name, validate_ttl, ClientOptions, LockOptions,
     Secret, DEFAULT_TTL, MAX_NAME_LEN, MAX_TTL, MAX_VALUE_LEN, MIN_TTL,

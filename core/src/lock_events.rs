@@ -6,7 +6,7 @@
 //! It is a notification stream, not a log: a consumer that falls far behind
 //! skips what it missed (see [`LockEvents::next`]).
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
 /// What happened to a lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,29 @@ pub struct LockEvent {
     pub fencing_token: Option<u64>,
 }
 
+/// What a backend hands out for an event stream: the events, and, where the
+/// stream needs a first read of the server before it sees changes (Consul),
+/// a signal sent once it does.
+pub struct LockFeed {
+    events: broadcast::Receiver<LockEvent>,
+    live: Option<oneshot::Receiver<()>>,
+}
+
+impl LockFeed {
+    /// A feed that sees every change from now on.
+    pub fn live(events: broadcast::Receiver<LockEvent>) -> Self {
+        LockFeed { events, live: None }
+    }
+
+    /// A feed that sees changes once `live` is sent (or dropped).
+    pub fn starting(events: broadcast::Receiver<LockEvent>, live: oneshot::Receiver<()>) -> Self {
+        LockFeed {
+            events,
+            live: Some(live),
+        }
+    }
+}
+
 /// Which locks a [`LockEvents`] stream follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Selection {
@@ -56,11 +79,26 @@ impl Selection {
 pub struct LockEvents {
     selection: Selection,
     events: broadcast::Receiver<LockEvent>,
+    live: Option<oneshot::Receiver<()>>,
 }
 
 impl LockEvents {
-    pub(crate) fn new(selection: Selection, events: broadcast::Receiver<LockEvent>) -> Self {
-        LockEvents { selection, events }
+    pub(crate) fn new(selection: Selection, feed: LockFeed) -> Self {
+        LockEvents {
+            selection,
+            events: feed.events,
+            live: feed.live,
+        }
+    }
+
+    /// Resolves once the stream sees every change: at once on `memory://`
+    /// and MongoDB; on Consul once its blocking query's first read came back
+    /// (about one round trip after the stream was made). Await it before
+    /// acting when the events of what you do next must all show.
+    pub async fn ready(&mut self) {
+        if let Some(live) = self.live.take() {
+            let _ = live.await;
+        }
     }
 
     /// The next event of the locks followed; `None` once the client is gone.

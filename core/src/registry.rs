@@ -60,6 +60,11 @@ impl RegistryEvents {
             holder: event.holder,
         })
     }
+
+    /// Resolves once the stream sees every change (see [`LockEvents::ready`]).
+    pub async fn ready(&mut self) {
+        self.events.ready().await
+    }
 }
 
 impl Client {

@@ -17,7 +17,7 @@ use crate::backend::{
 };
 use crate::error::Result;
 use crate::inspect::LockStatus;
-use crate::lock_events::LockEvent;
+use crate::lock_events::LockFeed;
 
 /// Wraps a backend; see the module docs.
 pub(crate) struct TracedBackend(pub(crate) Arc<dyn Backend>);
@@ -53,13 +53,17 @@ impl Backend for TracedBackend {
         self.0.capabilities()
     }
 
+    fn has_own_acquire(&self) -> bool {
+        self.0.has_own_acquire()
+    }
+
     async fn acquire(
         &self,
         request: &AcquireRequest,
         until: Option<Instant>,
         signals: &mut WaitSignals<'_>,
     ) -> Result<Acquisition> {
-        if self.0.capabilities().server_wait {
+        if self.0.has_own_acquire() {
             // The backend's own policy: one span for the whole call.
             let call = self.0.acquire(request, until, signals);
             self.traced("acquire", &request.name, call).await
@@ -111,8 +115,8 @@ impl Backend for TracedBackend {
         self.0.forget(grant, end)
     }
 
-    fn lock_events(&self) -> Option<tokio::sync::broadcast::Receiver<LockEvent>> {
-        self.0.lock_events()
+    fn lock_events(&self, prefix: &str) -> Option<LockFeed> {
+        self.0.lock_events(prefix)
     }
 
     async fn status(&self, name: &str) -> Result<LockStatus> {

@@ -161,7 +161,13 @@ func handoff(client *api.Client, subject, kind, name string) {
 	emit(subject, "handoff_p99_us", p99)
 }
 
-func contended(client *api.Client, subject, name string, contenders int) {
+// contended runs `contenders` goroutines taking and giving back a slot of
+// `kind` ("mutex", or "semaphore" with 2 slots) on one name for the window,
+// and emits the acquisitions per second under `metric` (if set), and the Raft writes
+// per acquisition (the agent's applied_index before and after) when
+// `raftMetric` is set.
+func contended(client *api.Client, subject, kind, name string, contenders int, metric, raftMetric string) {
+	before := appliedIndex(client)
 	deadline := time.Now().Add(time.Duration(*seconds) * time.Second)
 	stop := make(chan struct{})
 	time.AfterFunc(time.Until(deadline), func() { close(stop) })
@@ -172,7 +178,7 @@ func contended(client *api.Client, subject, name string, contenders int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l := newLocker(client, "mutex", name, 1)
+			l := newLocker(client, kind, name, 2)
 			for time.Now().Before(deadline) {
 				if !l.take(stop) {
 					return
@@ -183,7 +189,27 @@ func contended(client *api.Client, subject, name string, contenders int) {
 		}()
 	}
 	wg.Wait()
-	emit(subject, fmt.Sprintf("throughput_%d_contenders_per_s", contenders), float64(done.Load())/time.Since(start).Seconds())
+	if metric != "" {
+		emit(subject, metric, float64(done.Load())/time.Since(start).Seconds())
+	}
+	if raftMetric != "" && done.Load() > 0 {
+		emit(subject, raftMetric, float64(appliedIndex(client)-before)/float64(done.Load()))
+	}
+}
+
+// appliedIndex is the agent's Raft applied_index, which counts Raft writes.
+func appliedIndex(client *api.Client) uint64 {
+	self, err := client.Agent().Self()
+	if err != nil {
+		log.Fatal(err)
+	}
+	raft, _ := self["Stats"]["raft"].(map[string]interface{})
+	text, _ := raft["applied_index"].(string)
+	var index uint64
+	if _, err := fmt.Sscan(text, &index); err != nil {
+		log.Fatalf("no Stats.raft.applied_index in /v1/agent/self: %v", err)
+	}
+	return index
 }
 
 func distinctNames(client *api.Client, subject, prefix string, names, tasks int) {
@@ -226,8 +252,18 @@ func main() {
 	uncontended(client, "api.Semaphore", "semaphore", "bench/go-sem-"+run, 2)
 	handoff(client, "api.Lock", "mutex", "bench/go-lock-handoff-"+run)
 	handoff(client, "api.Semaphore", "semaphore", "bench/go-sem-handoff-"+run)
-	for _, n := range []int{16, 64} {
-		contended(client, "api.Lock", fmt.Sprintf("bench/go-contended-%d-%s", n, run), n)
+	for _, n := range []int{1, 16, 64} {
+		name := fmt.Sprintf("bench/go-contended-%d-%s", n, run)
+		metric := fmt.Sprintf("throughput_%d_contenders_per_s", n)
+		if n == 1 {
+			metric = "" // one contender only counts writes
+		}
+		contended(client, "api.Lock", "mutex", name, n, metric,
+			fmt.Sprintf("raft_writes_per_acquisition_%d_contenders", n))
+		if n > 1 {
+			contended(client, "api.Semaphore", "semaphore", name+"-sem", n,
+				fmt.Sprintf("throughput_%d_contenders_2_slots_per_s", n), "")
+		}
 	}
 	distinctNames(client, "api.Lock", "bench/go-names-"+run, 1000, 64)
 }

@@ -474,6 +474,76 @@ pub async fn cancelled_acquire_leaves_nothing_behind(h: &Harness) {
     take_and_release(&c, &name, "no cancelled waiter took the lock").await;
 }
 
+/// A waiter parked on a busy mutex, then on a full semaphore, sends no more
+/// than the backend's budget while the holders keep their leases (through
+/// two renewals each, which a polling waiter would show) and, on the
+/// semaphore, while another contender comes and goes (changes that free
+/// nothing); then it gets the slot its holder gives back.
+pub async fn parked_waiter_costs_nothing(h: &Harness) {
+    let semaphores = h.client().await.capabilities().semaphores;
+    for limit in [1u32, 2].into_iter().filter(|l| *l == 1 || semaphores) {
+        let Some((waiter, proxy, mut waiter_events)) = h.counted_client().await else {
+            eprintln!("skipped: no network to count on");
+            return;
+        };
+        let budget = h.park_budget();
+        let name = h.name("parked");
+        let options = LockOptions::semaphore(limit).ttl(Duration::from_secs(3));
+        let (holder, mut holder_events) = h.observed_client().await;
+        let mut held = Vec::new();
+        for _ in 0..limit {
+            let lock = holder.lock(&name, options.clone()).unwrap();
+            held.push(lock.try_acquire().await.unwrap().expect("a free slot"));
+        }
+        let lock = waiter.lock(&name, options.clone()).unwrap();
+        let waiting = tokio::spawn(async move { lock.acquire(WAIT).await });
+        next_event(&mut waiter_events, |e| {
+            matches!(e, Event::WaitStarted { .. }).then_some(())
+        })
+        .await;
+        let parked = proxy.counts();
+        for _ in 0..2 * limit {
+            next_event(&mut holder_events, |e| {
+                matches!(e, Event::Renewed { .. }).then_some(())
+            })
+            .await;
+        }
+        let mut changes = 0;
+        if limit > 1 {
+            // A third contender enters and leaves (Consul: its contender key).
+            let other = h.client().await;
+            let lock = other.lock(&name, options.clone()).unwrap();
+            assert!(
+                lock.try_acquire().await.unwrap().is_none(),
+                "the semaphore is full"
+            );
+            changes += 2;
+        }
+        let spent = proxy.counts().since(parked);
+        eprintln!("limit {limit}: parked waiter sent {spent:?} ({changes} changes)");
+        assert!(
+            spent.writes <= budget.writes,
+            "limit {limit}: a parked waiter wrote {spent:?}; budget {budget:?}"
+        );
+        if let Some(reads) = budget.reads {
+            assert!(
+                spent.reads <= reads + changes * budget.reads_per_change,
+                "limit {limit}: a parked waiter read {spent:?} over {changes} changes; budget {budget:?}"
+            );
+        }
+        held.pop().unwrap().release().await.unwrap();
+        let lease = tokio::time::timeout(EVENT_LIMIT, waiting)
+            .await
+            .expect("the waiter gets the freed slot")
+            .unwrap()
+            .expect("the waiter gets the freed slot");
+        lease.release().await.unwrap();
+        for lease in held {
+            lease.release().await.unwrap();
+        }
+    }
+}
+
 /// The next event of a watched lock (bounded wait).
 async fn next_lock_event(events: &mut polylock::LockEvents) -> polylock::LockEvent {
     tokio::time::timeout(EVENT_LIMIT, events.next())
@@ -487,6 +557,7 @@ pub async fn lock_event_stream_shows_every_client(h: &Harness) {
     let name = h.name("stream");
     let (a, b, watcher) = (h.client().await, h.client().await, h.client().await);
     let mut events = watcher.watch(&name).unwrap();
+    events.ready().await;
     let lease = hold(&a, &name).await;
     let event = next_lock_event(&mut events).await;
     assert_eq!(
@@ -601,6 +672,9 @@ pub async fn registry_registers_looks_up_and_unregisters(h: &Harness) {
     let registry = client.registry(&namespace).unwrap();
     let seen_by_other = other.registry(&namespace).unwrap();
     let mut events = seen_by_other.events().ok();
+    if let Some(events) = &mut events {
+        events.ready().await;
+    }
     registry.register("db", "10.0.0.5:5432").await.unwrap();
     registry.register("cache", "10.0.0.6:6379").await.unwrap();
     assert_eq!(
@@ -634,7 +708,7 @@ pub async fn registry_registers_looks_up_and_unregisters(h: &Harness) {
         while seen.len() < 4 {
             let event = tokio::time::timeout(EVENT_LIMIT, events.next())
                 .await
-                .expect("registry events arrive")
+                .unwrap_or_else(|_| panic!("registry events arrive; seen {seen:?}"))
                 .unwrap();
             seen.push((event.name, event.registered));
         }

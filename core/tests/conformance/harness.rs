@@ -8,6 +8,7 @@ use polylock::backends::memory::MemoryStore;
 use polylock::{Client, ClientOptions, Event, Lease};
 use tokio::sync::mpsc;
 
+use crate::counting_proxy::CountingProxy;
 use crate::env::server_env;
 
 /// Every case runs under this limit, so no test can hang CI.
@@ -114,6 +115,54 @@ impl Harness {
         (client, rx)
     }
 
+    /// An observed client whose every request goes through a counting
+    /// proxy; `None` for `memory://` (no network).
+    pub async fn counted_client(
+        &self,
+    ) -> Option<(Client, CountingProxy, mpsc::UnboundedReceiver<Event>)> {
+        let (url, proxy) = CountingProxy::in_front_of(&self.url).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut options = ClientOptions::new(&url);
+        options
+            .observers
+            .push(std::sync::Arc::new(move |event: &Event| {
+                let _ = tx.send(event.clone());
+            }));
+        let client = Client::from_options(options)
+            .await
+            .expect("connecting to the backend under test through the proxy");
+        Some((client, proxy, rx))
+    }
+
+    /// What a waiter parked on a busy lock may send while nothing frees a
+    /// slot, counted from the moment it reports that it waits.
+    pub fn park_budget(&self) -> ParkBudget {
+        match self.kind {
+            // The shared blocking query's first read and its first wait,
+            // then one read per change of the key; no write. (Its session
+            // renewals, like any holder's, are counted apart: no Raft write.)
+            Kind::Consul { .. } => ParkBudget {
+                writes: 0,
+                reads: Some(2),
+                reads_per_change: 1,
+            },
+            // The one `Lock` call may go out just after the event.
+            Kind::Ldlm => ParkBudget {
+                writes: 1,
+                reads: Some(0),
+                reads_per_change: 0,
+            },
+            // Reads: the event stream's tailing cursor waits on the server
+            // for a bounded time per call, and the driver checks the server
+            // every 10 s, so reads grow with time; not counted here.
+            Kind::Mongo { .. } | Kind::Memory { .. } => ParkBudget {
+                writes: 0,
+                reads: None,
+                reads_per_change: 0,
+            },
+        }
+    }
+
     /// Takes `lease` away behind its holder's back, as an operator or a
     /// failure would.
     pub async fn revoke(&self, lease: &Lease) {
@@ -157,6 +206,15 @@ impl Harness {
             }
         }
     }
+}
+
+/// What a parked waiter may send (see [`Harness::park_budget`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ParkBudget {
+    pub writes: u64,
+    /// Reads with no change; `None`: not bounded for this backend.
+    pub reads: Option<u64>,
+    pub reads_per_change: u64,
 }
 
 /// Waits (bounded) for the first event `pick` accepts.

@@ -7,6 +7,8 @@
 //! Cases that need a capability the backend lacks are skipped for it.
 
 mod cases;
+#[path = "../support/counting_proxy.rs"]
+mod counting_proxy;
 #[path = "../support/env.rs"]
 mod env;
 mod harness;
@@ -53,6 +55,7 @@ macro_rules! suite {
                 invalid_names_and_options_are_rejected,
                 observers_see_the_lease_lifecycle,
                 cancelled_acquire_leaves_nothing_behind,
+                parked_waiter_costs_nothing if change_notifications,
                 lock_event_stream_shows_every_client if event_stream,
                 status_list_and_operator_release if inspection,
                 registry_registers_looks_up_and_unregisters if inspection,

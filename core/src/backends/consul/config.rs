@@ -3,7 +3,7 @@
 //! over both).
 //!
 //! ```text
-//! consul://host:port?token=…&ca=PATH&cert=PATH&key=PATH&lock_delay=0s&prefix=P&session_name=N
+//! consul://host:port?token=…&ca=PATH&cert=PATH&key=PATH&lock_delay=0s&prefix=P&session_name=N&max_connections=96
 //! consul+https://host:port…       (TLS; also when CONSUL_HTTP_SSL=true or ca= is given)
 //! consul://                        (address from CONSUL_HTTP_ADDR, else 127.0.0.1:8500)
 //! ```
@@ -17,6 +17,10 @@ use url::Url;
 use crate::backends::duration::parse_go_duration;
 use crate::error::{Error, Result};
 use crate::options::Secret;
+
+/// Default for [`ConsulConfig::max_connections`]: well under Consul's
+/// `http_max_conns_per_client` (200 per client address by default).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 96;
 
 /// Longest lock-delay Consul accepts.
 const MAX_LOCK_DELAY: Duration = Duration::from_secs(60);
@@ -41,6 +45,23 @@ pub struct ConsulConfig {
     pub prefix: String,
     /// Name given to the client's sessions.
     pub session_name: String,
+    /// Most HTTP requests in flight at once (plus up to 16 idle
+    /// connections): a third for calls that answer at once, two thirds for
+    /// blocking queries (half for waits, half for loss watches and event
+    /// streams). Past it, calls queue in the client.
+    pub max_connections: usize,
+}
+
+impl ConsulConfig {
+    /// The cap on calls that answer at once.
+    pub(crate) fn max_calls(&self) -> usize {
+        (self.max_connections / 3).max(1)
+    }
+
+    /// The cap on blocking queries.
+    pub(crate) fn max_long_polls(&self) -> usize {
+        (self.max_connections - self.max_calls()).max(2)
+    }
 }
 
 impl fmt::Debug for ConsulConfig {
@@ -53,6 +74,7 @@ impl fmt::Debug for ConsulConfig {
             .field("lock_delay", &self.lock_delay)
             .field("prefix", &self.prefix)
             .field("session_name", &self.session_name)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -77,6 +99,7 @@ impl ConsulConfig {
         let mut lock_delay = Duration::ZERO;
         let mut prefix = String::new();
         let mut session_name = "polylock".to_string();
+        let mut max_connections = DEFAULT_MAX_CONNECTIONS;
         for (name, value) in url.query_pairs() {
             let value = value.into_owned();
             match name.as_ref() {
@@ -90,9 +113,20 @@ impl ConsulConfig {
                 "lock_delay" => lock_delay = parse_go_duration(&value)?,
                 "prefix" => prefix = value,
                 "session_name" => session_name = value,
+                "max_connections" => {
+                    max_connections = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (3..=10_000).contains(n))
+                        .ok_or_else(|| {
+                            Error::invalid(format!(
+                                "max_connections must be a whole number from 3 to 10000, got {value:?}"
+                            ))
+                        })?
+                }
                 other => {
                     return Err(Error::invalid(format!(
-                        "unknown consul URL parameter {other:?}; known: token, ca, cert, key, lock_delay, prefix, session_name"
+                        "unknown consul URL parameter {other:?}; known: token, ca, cert, key, lock_delay, prefix, session_name, max_connections"
                     )))
                 }
             }
@@ -145,6 +179,7 @@ impl ConsulConfig {
             lock_delay,
             prefix,
             session_name,
+            max_connections,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! blocking), transactions and session calls, with errors mapped to
 //! [`Error`] kinds. Nothing here puts the ACL token in a URL or an error.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -31,6 +32,10 @@ pub(crate) struct KvPair {
     pub session: Option<String>,
     #[serde(default)]
     pub modify_index: u64,
+    /// The index at which the key was (last) created: it changes when a
+    /// key is deleted and made again.
+    #[serde(default)]
+    pub create_index: u64,
 }
 
 impl KvPair {
@@ -153,6 +158,12 @@ pub(crate) fn describe(failures: &[TxnFailure]) -> String {
 pub(crate) struct ConsulHttp {
     client: reqwest::Client,
     config: ConsulConfig,
+    /// Calls that do not block, at most this many at once (blocking queries
+    /// are capped by [`super::topics`]).
+    calls: tokio::sync::Semaphore,
+    /// The highest `X-Consul-Index` any reply carried: a lower bound of the
+    /// cluster's index now.
+    last_index: AtomicU64,
 }
 
 impl ConsulHttp {
@@ -190,7 +201,30 @@ impl ConsulHttp {
         let client = builder
             .build()
             .map_err(|e| Error::invalid(format!("cannot build the HTTP client: {e}")))?;
-        Ok(ConsulHttp { client, config })
+        let calls = tokio::sync::Semaphore::new(config.max_calls());
+        Ok(ConsulHttp {
+            client,
+            config,
+            calls,
+            last_index: AtomicU64::new(0),
+        })
+    }
+
+    /// The highest index seen in any reply so far.
+    pub(crate) fn last_index(&self) -> u64 {
+        self.last_index.load(Ordering::Relaxed)
+    }
+
+    fn saw_index(&self, index: u64) {
+        self.last_index.fetch_max(index, Ordering::Relaxed);
+    }
+
+    /// Waits for a slot among the calls that do not block.
+    async fn call_slot(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.calls
+            .acquire()
+            .await
+            .expect("polylock never closes its call semaphore")
     }
 
     pub(crate) fn config(&self) -> &ConsulConfig {
@@ -235,6 +269,7 @@ impl ConsulHttp {
     /// a configured token exists. Needs no ACL permission, so a token
     /// limited to the lock keys passes.
     pub(crate) async fn check(&self) -> Result<()> {
+        let _slot = self.call_slot().await;
         let request = self
             .request(Method::GET, "/v1/status/leader")
             .timeout(CALL_TIMEOUT);
@@ -271,6 +306,10 @@ impl ConsulHttp {
             query.push(("consistent", String::new()));
         }
         let mut timeout = CALL_TIMEOUT;
+        let _slot = match mode {
+            ReadMode::Now => Some(self.call_slot().await),
+            ReadMode::Blocking { .. } => None,
+        };
         if let ReadMode::Blocking { index, until } = mode {
             let wait = until
                 .map(|u| u.saturating_duration_since(Instant::now()))
@@ -292,6 +331,7 @@ impl ConsulHttp {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
+        self.saw_index(index);
         let pairs = if response.status() == StatusCode::NOT_FOUND {
             Vec::new()
         } else {
@@ -311,6 +351,7 @@ impl ConsulHttp {
         flags: u64,
         value: &[u8],
     ) -> Result<bool> {
+        let _slot = self.call_slot().await;
         let request = self
             .request(Method::PUT, &format!("/v1/kv/{key}"))
             .query(&[("acquire", session), ("flags", &flags.to_string())])
@@ -322,6 +363,7 @@ impl ConsulHttp {
 
     /// Runs a transaction.
     pub(crate) async fn txn(&self, ops: &[TxnKv<'_>]) -> Result<TxnOutcome> {
+        let _slot = self.call_slot().await;
         let body: Vec<Value> = ops
             .iter()
             .map(|op| serde_json::json!({ "KV": op }))
@@ -339,18 +381,21 @@ impl ConsulHttp {
         if conflict {
             return Ok(TxnOutcome::RolledBack(reply.errors.unwrap_or_default()));
         }
-        Ok(TxnOutcome::Committed(
-            reply
-                .results
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|r| r.kv)
-                .collect(),
-        ))
+        let entries: Vec<KvPair> = reply
+            .results
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| r.kv)
+            .collect();
+        if let Some(index) = entries.iter().map(|kv| kv.modify_index).max() {
+            self.saw_index(index);
+        }
+        Ok(TxnOutcome::Committed(entries))
     }
 
     /// `PUT` with a JSON body; returns the JSON reply, or `None` on 404.
     pub(crate) async fn put_json(&self, path: &str, body: Option<&Value>) -> Result<Option<Value>> {
+        let _slot = self.call_slot().await;
         let mut request = self.request(Method::PUT, path).timeout(CALL_TIMEOUT);
         if let Some(body) = body {
             request = request.json(body);

@@ -2,15 +2,21 @@
 //! HashiCorp's own clients. A limit of 1 uses the mutex recipe
 //! ([`mutex`], key = prefix + name); a larger limit uses the semaphore recipe
 //! ([`semaphore`], keys under prefix + name + `/`). One TTL session per client
-//! renews every lease ([`session`]). Waits and loss detection use blocking
-//! queries, never fixed-period polling.
+//! renews every lease ([`session`]). Waits, loss watches and the lock event
+//! stream share one blocking query per key or prefix ([`topics`]), never a
+//! fixed-period poll; a parked waiter makes no request until the lock
+//! changes ([`acquire`], [`wait_queue`]).
 
+mod acquire;
 mod config;
+mod events;
 mod http;
 mod inspect;
 mod mutex;
 mod semaphore;
 mod session;
+mod topics;
+mod wait_queue;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,15 +24,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-pub use config::ConsulConfig;
+pub use config::{ConsulConfig, DEFAULT_MAX_CONNECTIONS};
 pub use mutex::LOCK_FLAG;
 pub use semaphore::SEMAPHORE_FLAG;
 
-use self::http::{next_index, ConsulHttp, KvRead, ReadMode};
+use self::http::{ConsulHttp, ReadMode};
 use self::mutex::ReleasedKeys;
-use self::session::{SessionPool, SessionRenewal};
+use self::semaphore::Keys;
+use self::session::{Reserved, SessionPool, SessionRenewal};
+use self::topics::Topics;
 use crate::backend::{
-    AcquireRequest, Attempt, Backend, Capabilities, ChangeMarker, Grant, LeaseEnd, RenewOutcome,
+    AcquireRequest, Acquisition, Attempt, Backend, Capabilities, ChangeMarker, Grant, LeaseEnd,
+    RenewOutcome, WaitSignals,
 };
 use crate::error::{Error, Result};
 use crate::inspect::LockStatus;
@@ -34,17 +43,10 @@ use crate::inspect::LockStatus;
 /// How long a fresh lease goes unwatched. Watching is a long-poll that holds
 /// an HTTP connection; leases released sooner never open one (a loss in this
 /// window is still caught, by the first watch read or the next renewal).
+/// Leases beyond the long-poll cap wait for a slot; until they get one,
+/// their session renewals (which catch an expired or destroyed session) are
+/// what detects their loss.
 const WATCH_GRACE: Duration = Duration::from_millis(200);
-/// Pause after a failed watch read before the next; doubles up to 5 s.
-const WATCH_RETRY: Duration = Duration::from_millis(200);
-/// Least time between two watch reads, so a busy key cannot make a watcher spin.
-const WATCH_FLOOR: Duration = Duration::from_millis(20);
-/// Most leases one client loss-watches at once. Each watch is a long-poll
-/// holding an HTTP/1.1 connection, and Consul refuses a client IP more than
-/// `http_max_conns_per_client` (default 200) connections. Leases beyond this
-/// wait for a watch slot; until they get one, their session renewals (which
-/// catch an expired or destroyed session) are what detects their loss.
-const MAX_WATCHES: usize = 64;
 
 /// Which keys a grant holds.
 #[derive(Debug, Clone)]
@@ -78,29 +80,65 @@ struct ConsulGrant {
 
 /// The `consul://` backend.
 pub struct ConsulBackend {
-    http: ConsulHttp,
+    http: Arc<ConsulHttp>,
     sessions: SessionPool,
     released: ReleasedKeys,
-    /// Watch slots: see [`MAX_WATCHES`].
-    watches: tokio::sync::Semaphore,
+    topics: Topics,
 }
 
 impl ConsulBackend {
     /// Connects and checks that the agent answers, has a leader, and knows
     /// the configured token.
     pub async fn connect(config: ConsulConfig) -> Result<Self> {
-        let http = ConsulHttp::new(config)?;
+        let http = Arc::new(ConsulHttp::new(config)?);
         http.check().await?;
+        // Learns the cluster's index, where lock event streams start from.
+        // Best effort: a token may not read outside its lock keys.
+        let probe = format!("{}.polylock-index", http.config().prefix);
+        if let Err(error) = http.read(&probe, false, ReadMode::Now, false).await {
+            tracing::debug!(%error, "could not read consul's index");
+        }
+        let topics = Topics::new(http.clone(), http.config().max_long_polls());
         Ok(ConsulBackend {
             http,
             sessions: SessionPool::default(),
             released: ReleasedKeys::default(),
-            watches: tokio::sync::Semaphore::new(MAX_WATCHES),
+            topics,
         })
     }
 
     fn key(&self, name: &str) -> String {
         format!("{}{name}", self.http.config().prefix)
+    }
+
+    /// The grant of `held`, taken with `session` at index `token`.
+    fn grant(&self, request: &AcquireRequest, session: Reserved, token: u64, held: Held) -> Grant {
+        Grant {
+            name: request.name.clone(),
+            limit: request.limit,
+            holder: session.id.clone(),
+            fencing_token: Some(token),
+            ttl: session.ttl,
+            proven_until: Some(session.alive_until),
+            renewal_unit: Some(session.id.clone()),
+            detail: Arc::new(ConsulGrant {
+                session: session.id,
+                held,
+                value: request.value.as_bytes().to_vec(),
+                index: token,
+            }),
+        }
+    }
+
+    /// The topic a lease or waiter on `name` follows: the mutex key, or the
+    /// semaphore's prefix.
+    fn topic_of(&self, name: &str, limit: u32) -> Arc<topics::Topic> {
+        let key = self.key(name);
+        if limit == 1 {
+            self.topics.get(&key, false)
+        } else {
+            self.topics.get(&format!("{key}/"), true)
+        }
     }
 }
 
@@ -117,7 +155,7 @@ impl Backend for ConsulBackend {
             change_notifications: true,
             semaphores: true,
             shared_renewal: true,
-            event_stream: false,
+            event_stream: true,
             inspection: true,
             server_wait: false,
             idle_limit_resets: true,
@@ -157,21 +195,7 @@ impl Backend for ConsulBackend {
             };
             match attempt {
                 Ok(ConsulAttempt::Acquired { token, held }) => {
-                    return Ok(Attempt::Acquired(Grant {
-                        name: request.name.clone(),
-                        limit: request.limit,
-                        holder: session.id.clone(),
-                        fencing_token: Some(token),
-                        ttl: session.ttl,
-                        proven_until: Some(session.alive_until),
-                        renewal_unit: Some(session.id.clone()),
-                        detail: Arc::new(ConsulGrant {
-                            session: session.id,
-                            held,
-                            value: value.to_vec(),
-                            index: token,
-                        }),
-                    }))
+                    return Ok(Attempt::Acquired(self.grant(request, session, token, held)))
                 }
                 Ok(ConsulAttempt::Busy(marker)) => {
                     self.sessions.unreserve(&session.id, &request.name);
@@ -192,23 +216,39 @@ impl Backend for ConsulBackend {
         ))
     }
 
+    async fn acquire(
+        &self,
+        request: &AcquireRequest,
+        until: Option<Instant>,
+        signals: &mut WaitSignals<'_>,
+    ) -> Result<Acquisition> {
+        acquire::acquire(self, request, until, signals).await
+    }
+
+    fn has_own_acquire(&self) -> bool {
+        true
+    }
+
     async fn wait_for_change(
         &self,
         request: &AcquireRequest,
         marker: ChangeMarker,
         until: Option<Instant>,
     ) -> Result<()> {
-        if let Some(pause) = marker.retry_after {
-            let wake = Instant::now() + pause;
-            tokio::time::sleep_until(until.map_or(wake, |u| u.min(wake))).await;
-            return Ok(());
+        let wake = marker.retry_after.map(|pause| Instant::now() + pause);
+        let until = match (until, wake) {
+            (Some(u), Some(w)) => Some(u.min(w)),
+            (u, w) => u.or(w),
+        };
+        let topic = self.topic_of(&request.name, request.limit);
+        let moved = topic.first(0, |s| (s.index != marker.version).then_some(()));
+        match until {
+            Some(until) => {
+                let _ = tokio::time::timeout_at(until, moved).await;
+            }
+            None => moved.await,
         }
-        let key = self.key(&request.name);
-        if request.limit == 1 {
-            mutex::wait_for_change(&self.http, &self.released, &key, marker, until).await
-        } else {
-            semaphore::wait_for_change(&self.http, &key, marker, until).await
-        }
+        Ok(())
     }
 
     async fn renew(&self, grants: &[Arc<Grant>]) -> Result<Vec<RenewOutcome>> {
@@ -263,25 +303,32 @@ impl Backend for ConsulBackend {
     async fn watch(&self, grant: &Grant) -> String {
         let detail = grant.detail::<ConsulGrant>();
         tokio::time::sleep(WATCH_GRACE).await;
-        // Reads from the acquisition's index: changes while waiting count.
-        let Ok(_slot) = self.watches.acquire().await else {
-            return std::future::pending().await; // never closed
-        };
+        let topic = self.topic_of(&grant.name, grant.limit);
+        // Only states from the acquisition's index on can show it gone.
         match &detail.held {
             Held::Mutex { key } => {
-                mutex::watch(&self.http, key, &detail.session, detail.index).await
+                topic
+                    .first(detail.index, |s| mutex::lost(key, &detail.session, s))
+                    .await
             }
             Held::Semaphore { prefix } => {
-                semaphore::watch(
-                    &self.http,
-                    &grant.name,
-                    prefix,
-                    &detail.session,
-                    detail.index,
-                )
-                .await
+                let keys = Keys::new(prefix, &detail.session);
+                topic
+                    .first(detail.index, |s| {
+                        semaphore::lost(&grant.name, &keys, &detail.session, s)
+                    })
+                    .await
             }
         }
+    }
+
+    fn lock_events(&self, prefix: &str) -> Option<crate::LockFeed> {
+        Some(events::stream(
+            &self.topics,
+            &self.http.config().prefix,
+            prefix,
+            self.http.last_index(),
+        ))
     }
 
     fn forget(&self, grant: &Grant, end: LeaseEnd) {
@@ -310,64 +357,5 @@ impl Backend for ConsulBackend {
 
     async fn close(&self) {
         self.sessions.destroy_all(&self.http).await;
-    }
-}
-
-/// Consistent blocking reads of `key`, from index `since`, until `lost`
-/// names a reason. Read errors are retried with backoff: renewals remain the
-/// safety net.
-async fn watch_loop(
-    http: &ConsulHttp,
-    key: &str,
-    recurse: bool,
-    since: u64,
-    lost: impl Fn(&KvRead) -> Option<String>,
-) -> String {
-    let mut index = since;
-    let mut retry = WATCH_RETRY;
-    loop {
-        let started = Instant::now();
-        let mode = if index == 0 {
-            ReadMode::Now
-        } else {
-            ReadMode::Blocking { index, until: None }
-        };
-        match http.read(key, recurse, mode, true).await {
-            Ok(read) => {
-                if let Some(reason) = lost(&read) {
-                    return reason;
-                }
-                index = next_index(index, read.index);
-                retry = WATCH_RETRY;
-                tokio::time::sleep_until(started + WATCH_FLOOR).await;
-            }
-            Err(error) => {
-                tracing::debug!(%error, key, "consul watch read failed; retrying");
-                tokio::time::sleep(retry).await;
-                retry = (retry * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-}
-
-/// Blocks until `key` moves past `marker` or `until` passes.
-async fn wait_past(
-    http: &ConsulHttp,
-    key: &str,
-    recurse: bool,
-    marker: ChangeMarker,
-    until: Option<Instant>,
-) -> Result<()> {
-    loop {
-        let mode = ReadMode::Blocking {
-            index: marker.version,
-            until,
-        };
-        let read = http.read(key, recurse, mode, false).await?;
-        let timed_out = until.is_some_and(|u| Instant::now() >= u);
-        if read.index != marker.version || marker.version == 0 || timed_out {
-            return Ok(());
-        }
-        // Consul's own wait ended with nothing new: block again.
     }
 }

@@ -15,9 +15,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use super::http::{describe, last_entry, ConsulHttp, ReadMode, TxnKv, TxnOutcome};
+use super::http::{describe, last_entry, ConsulHttp, KvPair, ReadMode, TxnKv, TxnOutcome};
+use super::topics::Snapshot;
 use super::{ConsulAttempt, Held};
 use crate::backend::ChangeMarker;
 use crate::error::{Error, Result};
@@ -28,18 +27,18 @@ pub const LOCK_FLAG: u64 = 0x2ddc_cbc0_58a5_0c18;
 /// How many times a lost index race is retried before waiting instead.
 const RACE_RETRIES: usize = 5;
 /// Pause before retrying a key held back by a lock-delay.
-const LOCK_DELAY_RETRY: Duration = Duration::from_millis(500);
+pub(crate) const LOCK_DELAY_RETRY: Duration = Duration::from_millis(500);
 
 /// Keys this client released, with their index right after the release.
 #[derive(Default)]
 pub(crate) struct ReleasedKeys(Mutex<HashMap<String, u64>>);
 
 impl ReleasedKeys {
-    fn take(&self, key: &str) -> Option<u64> {
+    pub(crate) fn take(&self, key: &str) -> Option<u64> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key)
     }
 
-    fn put(&self, key: &str, index: u64) {
+    pub(crate) fn put(&self, key: &str, index: u64) {
         let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
         // Bounded: this is an optimisation, not state.
         if known.len() >= 4096 {
@@ -49,7 +48,102 @@ impl ReleasedKeys {
     }
 }
 
-/// One attempt to take `key` with `session`.
+/// What a read showed of the key, as far as taking it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// No key: take it with `check-not-exists`.
+    Absent,
+    /// A free lock key at this `ModifyIndex`: take it with `check-index`.
+    Free(u64),
+    /// Held by a session.
+    Held,
+}
+
+/// Judges the key's entry; a key that is not a lock is a conflict.
+pub(crate) fn classify(name: &str, key: &str, pair: Option<&KvPair>) -> Result<Seen> {
+    match pair {
+        None => Ok(Seen::Absent),
+        Some(pair) if pair.flags != LOCK_FLAG => Err(Error::Conflict {
+            name: name.to_string(),
+            detail: format!(
+                "consul key {key:?} exists with flags {:#x}, not the lock flags; it is not a lock",
+                pair.flags
+            ),
+        }),
+        Some(pair) if pair.holder().is_some() => Ok(Seen::Held),
+        Some(pair) => Ok(Seen::Free(pair.modify_index)),
+    }
+}
+
+/// How many holders a state of the key leaves room for: 1 when free or
+/// absent (or not a lock: the attempt then reports the conflict).
+pub(crate) fn free_slots(key: &str, snapshot: &Snapshot) -> usize {
+    match snapshot.pair(key) {
+        Some(pair) if pair.flags == LOCK_FLAG && pair.holder().is_some() => 0,
+        _ => 1,
+    }
+}
+
+/// How one guarded take ended.
+#[derive(Debug)]
+pub(crate) enum Take {
+    Acquired {
+        token: u64,
+        held: Held,
+    },
+    /// The key changed since it was seen.
+    Changed,
+    /// Free and unchanged, yet refused: a lock-delay left by an invalidated
+    /// session. Nothing will change when it ends; retry after a pause.
+    Delayed,
+    /// Consul did not know the session any more.
+    SessionGone,
+}
+
+/// Takes `key` for `session` in one transaction guarded by what was seen
+/// (`Absent` or `Free`), so flags cannot change between check and take.
+pub(crate) async fn take(
+    http: &ConsulHttp,
+    key: &str,
+    session: &str,
+    value: &[u8],
+    seen: Seen,
+) -> Result<Take> {
+    let check = match seen {
+        Seen::Free(modify_index) => TxnKv::new("check-index", key).index(modify_index),
+        Seen::Absent | Seen::Held => TxnKv::new("check-not-exists", key),
+    };
+    let lock = TxnKv::new("lock", key)
+        .value(value)
+        .flags(LOCK_FLAG)
+        .session(session);
+    match http.txn(&[check, lock]).await? {
+        TxnOutcome::Committed(entries) => Ok(Take::Acquired {
+            token: last_entry(&entries, key)?.modify_index,
+            held: Held::Mutex {
+                key: key.to_string(),
+            },
+        }),
+        // The key changed since we looked (Consul then reports the lock op
+        // as failed too).
+        TxnOutcome::RolledBack(failures) if failures.iter().any(|f| f.op_index == 0) => {
+            Ok(Take::Changed)
+        }
+        TxnOutcome::RolledBack(failures)
+            if failures.iter().any(|f| f.what.contains("invalid session")) =>
+        {
+            Ok(Take::SessionGone)
+        }
+        TxnOutcome::RolledBack(failures) => {
+            tracing::debug!(key, reason = %describe(&failures), "lock refused; retrying");
+            Ok(Take::Delayed)
+        }
+    }
+}
+
+/// One attempt to take `key` with `session`. After this client's own
+/// release it goes straight to the guarded take (one request); otherwise it
+/// reads the key first. A lost race is retried a few times.
 pub(crate) async fn try_acquire(
     http: &ConsulHttp,
     released: &ReleasedKeys,
@@ -58,71 +152,36 @@ pub(crate) async fn try_acquire(
     session: &str,
     value: &[u8],
 ) -> Result<ConsulAttempt> {
-    let mut known_index = released.take(key);
+    let mut known = released.take(key).map(Seen::Free);
+    let mut index = 0;
     for _ in 0..RACE_RETRIES {
-        let (check, index) = match known_index.take() {
-            Some(modify_index) => (TxnKv::new("check-index", key).index(modify_index), 0),
+        let seen = match known.take() {
+            Some(seen) => seen,
             None => {
                 let read = http.read(key, false, ReadMode::Now, false).await?;
-                match read.pairs.first() {
-                    Some(pair) if pair.flags != LOCK_FLAG => {
-                        return Err(Error::Conflict {
-                            name: name.to_string(),
-                            detail: format!(
-                                "consul key {key:?} exists with flags {:#x}, not the lock flags; it is not a lock",
-                                pair.flags
-                            ),
-                        })
-                    }
-                    Some(pair) if pair.holder().is_some() => {
-                        return Ok(ConsulAttempt::Busy(ChangeMarker {
-                            version: read.index,
-                            retry_after: None,
-                        }))
-                    }
-                    Some(pair) => (
-                        TxnKv::new("check-index", key).index(pair.modify_index),
-                        read.index,
-                    ),
-                    None => (TxnKv::new("check-not-exists", key), read.index),
-                }
+                index = read.index;
+                classify(name, key, read.pairs.first())?
             }
         };
-        let take = TxnKv::new("lock", key)
-            .value(value)
-            .flags(LOCK_FLAG)
-            .session(session);
-        match http.txn(&[check, take]).await? {
-            TxnOutcome::Committed(entries) => {
-                let token = last_entry(&entries, key)?.modify_index;
-                return Ok(ConsulAttempt::Acquired {
-                    token,
-                    held: Held::Mutex {
-                        key: key.to_string(),
-                    },
-                });
-            }
-            TxnOutcome::RolledBack(failures) => {
-                if failures.iter().any(|f| f.op_index == 0) {
-                    // The key changed since we looked (Consul then reports
-                    // the lock op as failed too): look again.
-                    continue;
-                }
-                if failures.iter().any(|f| f.what.contains("invalid session")) {
-                    return Ok(ConsulAttempt::SessionGone);
-                }
-                // The key was free and unchanged, yet the lock was refused:
-                // a lock-delay left by an invalidated session. Nothing will
-                // change when it ends, so retry after a short pause.
-                tracing::debug!(key, reason = %describe(&failures), "lock refused; retrying");
+        if seen == Seen::Held {
+            break;
+        }
+        match take(http, key, session, value, seen).await? {
+            Take::Acquired { token, held } => return Ok(ConsulAttempt::Acquired { token, held }),
+            Take::Changed => continue,
+            Take::SessionGone => return Ok(ConsulAttempt::SessionGone),
+            Take::Delayed => {
                 return Ok(ConsulAttempt::Busy(ChangeMarker {
                     version: index,
                     retry_after: Some(LOCK_DELAY_RETRY),
-                }));
+                }))
             }
         }
     }
-    Ok(ConsulAttempt::Busy(ChangeMarker::default()))
+    Ok(ConsulAttempt::Busy(ChangeMarker {
+        version: index,
+        retry_after: None,
+    }))
 }
 
 /// Releases `key` held by `session`, keeping its new index for the next
@@ -156,52 +215,13 @@ pub(crate) async fn release(
     }
 }
 
-/// Resolves once `key` is not held by `session` any more, watching from
-/// index `since`.
-pub(crate) async fn watch(http: &ConsulHttp, key: &str, session: &str, since: u64) -> String {
-    super::watch_loop(http, key, false, since, |read| match read.pairs.first() {
+/// Why a lease on `key` held by `session` is gone in `snapshot`, if it is.
+pub(crate) fn lost(key: &str, session: &str, snapshot: &Snapshot) -> Option<String> {
+    match snapshot.pair(key) {
         None => Some(format!("consul key {key:?} was deleted")),
         Some(pair) if pair.holder() != Some(session) => Some(format!(
             "consul key {key:?} is no longer held by this client's session"
         )),
         Some(_) => None,
-    })
-    .await
-}
-
-/// Waits until `key` changes past `marker`, or `until`.
-pub(crate) async fn wait_for_change(
-    http: &ConsulHttp,
-    released: &ReleasedKeys,
-    key: &str,
-    marker: ChangeMarker,
-    until: Option<Instant>,
-) -> Result<()> {
-    let mut version = marker.version;
-    loop {
-        let mode = ReadMode::Blocking {
-            index: version,
-            until,
-        };
-        let read = http.read(key, false, mode, false).await?;
-        let timed_out = until.is_some_and(|u| Instant::now() >= u);
-        if version == 0 || timed_out {
-            return Ok(());
-        }
-        if read.index == version {
-            continue; // Consul's own wait ended with nothing new
-        }
-        match read.pairs.first() {
-            // Taken by the next holder: nothing to try, keep waiting.
-            Some(pair) if pair.flags == LOCK_FLAG && pair.holder().is_some() => {
-                version = read.index;
-            }
-            // Free: the next attempt goes straight to the guarded take.
-            Some(pair) if pair.flags == LOCK_FLAG => {
-                released.put(key, pair.modify_index);
-                return Ok(());
-            }
-            _ => return Ok(()),
-        }
     }
 }

@@ -9,9 +9,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
 
-use super::http::{last_entry, ConsulHttp, KvRead, ReadMode, TxnKv, TxnOutcome};
+use super::http::{last_entry, ConsulHttp, KvPair, KvRead, ReadMode, TxnKv, TxnOutcome};
+use super::topics::Snapshot;
 use super::{ConsulAttempt, Held};
 use crate::backend::ChangeMarker;
 use crate::error::{Error, Result};
@@ -67,13 +67,13 @@ struct State {
     alive: HashSet<String>,
 }
 
-fn read_state(name: &str, keys: &Keys, read: &KvRead) -> Result<State> {
+fn read_state(name: &str, keys: &Keys, pairs: &[KvPair]) -> Result<State> {
     let mut state = State {
         lock_index: None,
         body: LockBody::default(),
         alive: HashSet::new(),
     };
-    for pair in &read.pairs {
+    for pair in pairs {
         if pair.key == keys.lock {
             if pair.flags != SEMAPHORE_FLAG {
                 return Err(conflict(
@@ -115,7 +115,7 @@ pub(crate) struct Holders {
 /// of `prefix/`; `None` when it has no `.lock` key.
 pub(crate) fn holders(name: &str, prefix: &str, read: &KvRead) -> Result<Option<Holders>> {
     let keys = Keys::new(prefix, "");
-    let state = read_state(name, &keys, read)?;
+    let state = read_state(name, &keys, &read.pairs)?;
     if state.lock_index.is_none() {
         return Ok(None);
     }
@@ -146,31 +146,99 @@ fn conflict(name: &str, key: &str, what: String) -> Error {
     }
 }
 
-/// One attempt to take a slot of semaphore `prefix` with `session`.
-pub(crate) async fn try_acquire(
+/// Takes the contender key `prefix/<session>` for `session`: a semaphore
+/// waiter keeps it for its whole acquire call, as HashiCorp's recipe does.
+/// False when Consul no longer knows the session.
+pub(crate) async fn enter(
     http: &ConsulHttp,
-    name: &str,
-    prefix: &str,
+    keys: &Keys,
     session: &str,
-    limit: u32,
     value: &[u8],
-) -> Result<ConsulAttempt> {
-    let keys = Keys::new(prefix, session);
-    if !http
-        .acquire_key(&keys.contender, session, SEMAPHORE_FLAG, value)
-        .await?
-    {
-        return Ok(ConsulAttempt::SessionGone);
-    }
-    let attempt = claim_slot(http, name, &keys, session, limit).await;
-    if !matches!(attempt, Ok(ConsulAttempt::Acquired { .. })) {
-        // Not a holder: leave no contender key behind.
-        let _ = http.txn(&[TxnKv::new("delete", &keys.contender)]).await;
-    }
-    attempt
+) -> Result<bool> {
+    http.acquire_key(&keys.contender, session, SEMAPHORE_FLAG, value)
+        .await
 }
 
-async fn claim_slot(
+/// Deletes the contender key of a waiter that did not become a holder.
+pub(crate) async fn leave(http: &ConsulHttp, keys: &Keys) {
+    if let Err(error) = http.txn(&[TxnKv::new("delete", &keys.contender)]).await {
+        tracing::debug!(%error, key = keys.contender, "deleting a consul contender key failed; its session's end removes it");
+    }
+}
+
+/// How a claim on one state ended.
+#[derive(Debug)]
+pub(crate) enum Claim {
+    Acquired {
+        token: u64,
+        held: Held,
+    },
+    /// Every slot was taken in that state.
+    Full,
+    /// Another contender changed `.lock` first.
+    Raced,
+}
+
+/// How many slots `pairs` (a read of the prefix) leave for a contender
+/// asking for `limit`.
+pub(crate) fn free_slots(keys: &Keys, limit: u32, pairs: &[KvPair]) -> usize {
+    match read_state("", keys, pairs) {
+        Ok(state) => {
+            let limit = if state.body.holders.is_empty() {
+                limit
+            } else {
+                state.body.limit
+            };
+            (limit as usize).saturating_sub(state.body.holders.len())
+        }
+        // Not a semaphore: let the attempt report the conflict.
+        Err(_) => 1,
+    }
+}
+
+/// Claims a slot for `session` by one check-and-set of `.lock` against the
+/// state in `pairs` (a read of the prefix): live holders plus this one.
+pub(crate) async fn claim(
+    http: &ConsulHttp,
+    name: &str,
+    keys: &Keys,
+    session: &str,
+    limit: u32,
+    pairs: &[KvPair],
+) -> Result<Claim> {
+    let mut state = read_state(name, keys, pairs)?;
+    if state.lock_index.is_some() && !state.body.holders.is_empty() && state.body.limit != limit {
+        return Err(Error::LimitMismatch {
+            name: name.to_string(),
+            requested: limit,
+            existing: Some(state.body.limit),
+        });
+    }
+    if state.body.holders.len() >= limit as usize {
+        return Ok(Claim::Full);
+    }
+    state.body.limit = limit;
+    state.body.holders.insert(session.to_string(), true);
+    let body = serde_json::to_vec(&state.body).expect("a semaphore body serializes");
+    let cas = TxnKv::new("cas", &keys.lock)
+        .value(&body)
+        .flags(SEMAPHORE_FLAG)
+        .index(state.lock_index.unwrap_or(0));
+    match http.txn(&[cas]).await? {
+        TxnOutcome::Committed(entries) => Ok(Claim::Acquired {
+            token: last_entry(&entries, &keys.lock)?.modify_index,
+            held: Held::Semaphore {
+                prefix: keys.prefix.trim_end_matches('/').to_string(),
+            },
+        }),
+        TxnOutcome::RolledBack(_) => Ok(Claim::Raced),
+    }
+}
+
+/// The first attempt of an acquire call: reads the prefix and claims,
+/// retrying a lost race a few times, out of step with the other contenders.
+/// Busy carries the index of the last read.
+pub(crate) async fn try_claim(
     http: &ConsulHttp,
     name: &str,
     keys: &Keys,
@@ -181,44 +249,37 @@ async fn claim_slot(
     for attempt in 0..RACE_RETRIES {
         let read = http.read(&keys.prefix, true, ReadMode::Now, false).await?;
         index = read.index;
-        let mut state = read_state(name, keys, &read)?;
-        if state.lock_index.is_some() && !state.body.holders.is_empty() && state.body.limit != limit
-        {
-            return Err(Error::LimitMismatch {
-                name: name.to_string(),
-                requested: limit,
-                existing: Some(state.body.limit),
-            });
+        match claim(http, name, keys, session, limit, &read.pairs).await? {
+            Claim::Acquired { token, held } => return Ok(ConsulAttempt::Acquired { token, held }),
+            Claim::Full => break,
+            Claim::Raced => crate::backends::retry::race_backoff(attempt).await,
         }
-        if state.body.holders.len() >= limit as usize {
-            return Ok(ConsulAttempt::Busy(ChangeMarker {
-                version: read.index,
-                retry_after: None,
-            }));
-        }
-        state.body.limit = limit;
-        state.body.holders.insert(session.to_string(), true);
-        let body = serde_json::to_vec(&state.body).expect("a semaphore body serializes");
-        let cas = TxnKv::new("cas", &keys.lock)
-            .value(&body)
-            .flags(SEMAPHORE_FLAG)
-            .index(state.lock_index.unwrap_or(0));
-        if let TxnOutcome::Committed(entries) = http.txn(&[cas]).await? {
-            let token = last_entry(&entries, &keys.lock)?.modify_index;
-            return Ok(ConsulAttempt::Acquired {
-                token,
-                held: Held::Semaphore {
-                    prefix: keys.prefix.trim_end_matches('/').to_string(),
-                },
-            });
-        }
-        // Another contender changed .lock first: read again, out of step.
-        crate::backends::retry::race_backoff(attempt).await;
     }
     Ok(ConsulAttempt::Busy(ChangeMarker {
         version: index,
         retry_after: None,
     }))
+}
+
+/// One attempt to take a slot of semaphore `prefix` with `session`, leaving
+/// no contender key behind unless it became a holder.
+pub(crate) async fn try_acquire(
+    http: &ConsulHttp,
+    name: &str,
+    prefix: &str,
+    session: &str,
+    limit: u32,
+    value: &[u8],
+) -> Result<ConsulAttempt> {
+    let keys = Keys::new(prefix, session);
+    if !enter(http, &keys, session, value).await? {
+        return Ok(ConsulAttempt::SessionGone);
+    }
+    let attempt = try_claim(http, name, &keys, session, limit).await;
+    if !matches!(attempt, Ok(ConsulAttempt::Acquired { .. })) {
+        leave(http, &keys).await;
+    }
+    attempt
 }
 
 /// Gives `session`'s slot back and deletes its contender key, atomically.
@@ -231,7 +292,7 @@ pub(crate) async fn release(
     let keys = Keys::new(prefix, session);
     for attempt in 0..RELEASE_RETRIES {
         let read = http.read(&keys.prefix, true, ReadMode::Now, true).await?;
-        let mut state = read_state(name, &keys, &read)?;
+        let mut state = read_state(name, &keys, &read.pairs)?;
         if state.body.holders.remove(session).is_none() {
             let _ = http.txn(&[TxnKv::new("delete", &keys.contender)]).await;
             return Err(Error::Lost {
@@ -259,34 +320,29 @@ pub(crate) async fn release(
     )))
 }
 
-/// Resolves once `session` is no longer a live holder of semaphore `prefix`,
-/// watching from index `since`.
-pub(crate) async fn watch(
-    http: &ConsulHttp,
-    name: &str,
-    prefix: &str,
-    session: &str,
-    since: u64,
-) -> String {
-    let keys = Keys::new(prefix, session);
-    super::watch_loop(http, &keys.prefix, true, since, |read| {
-        match read_state(name, &keys, read) {
-            Ok(state) if state.body.holders.contains_key(session) => None,
-            Ok(_) => Some(format!(
-                "this client's session is no longer a holder of consul semaphore {prefix:?}"
-            )),
-            Err(error) => Some(error.to_string()),
-        }
-    })
-    .await
+/// Why `session`'s slot of the semaphore with `keys` is gone in `snapshot`
+/// (a read of the prefix), if it is.
+pub(crate) fn lost(name: &str, keys: &Keys, session: &str, snapshot: &Snapshot) -> Option<String> {
+    match read_state(name, keys, &snapshot.pairs) {
+        Ok(state) if state.body.holders.contains_key(session) => None,
+        Ok(_) => Some(format!(
+            "this client's session is no longer a holder of consul semaphore {:?}",
+            keys.prefix.trim_end_matches('/')
+        )),
+        Err(error) => Some(error.to_string()),
+    }
 }
 
-/// Waits until anything under `prefix` changes past `marker`, or `until`.
-pub(crate) async fn wait_for_change(
-    http: &ConsulHttp,
-    prefix: &str,
-    marker: ChangeMarker,
-    until: Option<Instant>,
-) -> Result<()> {
-    super::wait_past(http, &format!("{prefix}/"), true, marker, until).await
+/// The holders `.lock`'s body lists (dead ones included), or `None` when
+/// `pair` is not a semaphore's `.lock` key.
+pub(crate) fn listed_holders(pair: &KvPair) -> Option<Vec<String>> {
+    if pair.flags != SEMAPHORE_FLAG || !pair.key.ends_with("/.lock") {
+        return None;
+    }
+    let bytes = pair.bytes();
+    if bytes.is_empty() {
+        return Some(Vec::new());
+    }
+    let body: LockBody = serde_json::from_slice(&bytes).ok()?;
+    Some(body.holders.into_keys().collect())
 }

@@ -59,6 +59,12 @@ impl SessionPool {
 
     /// A live session with this TTL that neither holds nor wants `name`;
     /// marks it as wanting `name`. Creates one when none fits.
+    ///
+    /// A lease is proven no longer than its session, so a session is lent
+    /// as it is only while half its TTL is still ahead. An idle one past
+    /// that (a client that acquires rarely) is renewed and reused rather
+    /// than replaced: a renewal is no Raft write, and the client keeps one
+    /// session per TTL instead of leaving a trail of expiring ones.
     pub(crate) async fn reserve(
         &self,
         http: &ConsulHttp,
@@ -66,17 +72,15 @@ impl SessionPool {
         ttl: Duration,
     ) -> Result<Reserved> {
         let (ttl, ttl_text) = whole_seconds(ttl);
-        {
+        let stale = {
             let now = Instant::now();
             let mut slots = self.slots();
-            // A lease is proven no longer than its session, so only a session
-            // with half its TTL still ahead is reused; idle sessions past that
-            // are left to expire.
-            let lively = |s: &Slot| s.alive_until > now + s.ttl / 2;
-            slots.retain(|s| lively(s) || !s.names.is_empty());
+            // Idle sessions past their TTL have expired.
+            slots.retain(|s| s.alive_until > now || !s.names.is_empty());
+            let fits = |s: &Slot| s.ttl == ttl && !s.retired && !s.names.contains(name);
             if let Some(slot) = slots
                 .iter_mut()
-                .find(|s| s.ttl == ttl && !s.retired && lively(s) && !s.names.contains(name))
+                .find(|s| fits(s) && s.alive_until > now + s.ttl / 2)
             {
                 slot.names.insert(name.to_string());
                 return Ok(Reserved {
@@ -85,6 +89,33 @@ impl SessionPool {
                     alive_until: slot.alive_until,
                 });
             }
+            slots
+                .iter_mut()
+                .find(|s| fits(s) && s.names.is_empty())
+                .map(|slot| {
+                    // Held for the renewal, so no other call takes it meanwhile.
+                    slot.names.insert(name.to_string());
+                    slot.id.clone()
+                })
+        };
+        if let Some(id) = stale {
+            match self.renew(http, &id).await {
+                Ok(SessionRenewal::Alive(_)) => {
+                    if let Some(slot) = self.slots().iter().find(|s| s.id == id) {
+                        return Ok(Reserved {
+                            id,
+                            ttl,
+                            alive_until: slot.alive_until,
+                        });
+                    }
+                }
+                Ok(SessionRenewal::Gone) => {}
+                Err(error) => {
+                    self.unreserve(&id, name);
+                    return Err(error);
+                }
+            }
+            self.forget_session(&id);
         }
         let config = http.config();
         let body = json!({
@@ -118,6 +149,14 @@ impl SessionPool {
             ttl,
             alive_until: sent + ttl,
         })
+    }
+
+    /// Until when `session` is known to live, if the pool knows it.
+    pub(crate) fn alive_until(&self, session: &str) -> Option<Instant> {
+        self.slots()
+            .iter()
+            .find(|s| s.id == session)
+            .map(|s| s.alive_until)
     }
 
     /// `session` no longer holds or wants `name`.

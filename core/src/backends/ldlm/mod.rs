@@ -376,6 +376,10 @@ impl Backend for LdlmBackend {
         }
     }
 
+    fn has_own_acquire(&self) -> bool {
+        true
+    }
+
     async fn acquire(
         &self,
         request: &AcquireRequest,

@@ -135,7 +135,7 @@ impl Backend for MemoryBackend {
         }
     }
 
-    fn lock_events(&self) -> Option<tokio::sync::broadcast::Receiver<crate::LockEvent>> {
-        Some(self.store.subscribe())
+    fn lock_events(&self, _prefix: &str) -> Option<crate::LockFeed> {
+        Some(crate::LockFeed::live(self.store.subscribe()))
     }
 }

@@ -33,7 +33,7 @@ use crate::backend::{
 };
 use crate::backends::retry::{race_backoff, random_u64};
 use crate::error::{Error, Result};
-use crate::lock_events::{LockEvent, LockEventKind};
+use crate::lock_events::LockEventKind;
 
 /// How many lost insert races one attempt tolerates before it waits.
 const RACE_RETRIES: u32 = 8;
@@ -402,7 +402,7 @@ impl Backend for MongoBackend {
         }
     }
 
-    fn lock_events(&self) -> Option<broadcast::Receiver<LockEvent>> {
-        Some(self.events.subscribe())
+    fn lock_events(&self, _prefix: &str) -> Option<crate::LockFeed> {
+        Some(crate::LockFeed::live(self.events.subscribe()))
     }
 }
