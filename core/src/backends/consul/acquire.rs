@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::mutex::{self, Seen, Take, LOCK_DELAY_RETRY};
 use super::semaphore::{self, Claim, Keys};
 use super::session::{Reserved, SessionRenewal};
-use super::topics::{Snapshot, Topic};
+use super::topics::Snapshot;
 use super::wait_queue::{wait_turn, FreeSlots};
 use super::{ConsulAttempt, ConsulBackend, Held};
 use crate::backend::{AcquireRequest, Acquisition, WaitSignals};
@@ -175,10 +175,6 @@ async fn acquire_mutex(
             }
         }
     }
-    if out_of_time(until) {
-        return Ok(Acquisition::Busy);
-    }
-    let topic = backend.topics.get(&key, false);
     let free_key = key.clone();
     let free: FreeSlots = Box::new(move |s: &Snapshot| mutex::free_slots(&free_key, s));
     park(
@@ -188,7 +184,8 @@ async fn acquire_mutex(
         signals,
         session,
         Parking {
-            topic: &topic,
+            key: &key,
+            recurse: false,
             free,
             seen,
             replaceable: true,
@@ -266,10 +263,6 @@ async fn hold_slot(
             ConsulAttempt::SessionGone => {}
         }
     }
-    if out_of_time(until) {
-        return Ok(Acquisition::Busy);
-    }
-    let topic = backend.topics.get(&keys.prefix, true);
     let (free_keys, limit) = (
         Keys::new(&keys.prefix[..keys.prefix.len() - 1], &id),
         request.limit,
@@ -283,7 +276,8 @@ async fn hold_slot(
         signals,
         session,
         Parking {
-            topic: &topic,
+            key: &keys.prefix,
+            recurse: true,
             free,
             seen,
             // Its contender key went with the old session.
@@ -325,9 +319,11 @@ fn has_waiters(backend: &ConsulBackend, key: &str, recurse: bool) -> bool {
 }
 
 /// Where and how a call waits.
-struct Parking<'t> {
-    /// The key's (or prefix's) shared query and its local queue.
-    topic: &'t Topic,
+struct Parking<'k> {
+    /// The key (or, with `recurse`, the prefix) whose shared query and
+    /// local queue the call waits on.
+    key: &'k str,
+    recurse: bool,
     /// How many slots a state leaves free for this call.
     free: FreeSlots,
     /// The index at which this call found the lock busy itself.
@@ -337,9 +333,10 @@ struct Parking<'t> {
     replaceable: bool,
 }
 
-/// Waits in the topic's queue, keeping the session alive, and runs
-/// `attempt` on each turn until it is granted, `until` passes or the caller
-/// goes away.
+/// Waits in the key's queue, keeping the session alive, and runs `attempt`
+/// on each turn until it is granted, `until` passes or the caller goes
+/// away. Past `until` already (a try), it returns at once without starting
+/// a blocking query.
 async fn park<'s, F, Fut>(
     backend: &ConsulBackend,
     request: &AcquireRequest,
@@ -357,7 +354,7 @@ where
         return Ok(Acquisition::Busy);
     }
     signals.started();
-    let topic = parking.topic;
+    let topic = backend.topics.get(parking.key, parking.recurse);
     let queue = topic.queue();
     let (id, wake) = queue.join(parking.free, parking.seen);
     queue.dispatch(topic.current().as_deref());
@@ -407,6 +404,9 @@ where
                 tokio::select! {
                     _ = tokio::time::sleep_until(pause) => {}
                     _ = signals.caller_gone() => break Ok(Acquisition::CallerGone),
+                }
+                if out_of_time(until) {
+                    break Ok(Acquisition::Busy);
                 }
             }
             Ok(Turn::SessionGone) if session_retries < SESSION_RETRIES => {

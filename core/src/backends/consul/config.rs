@@ -47,8 +47,8 @@ pub struct ConsulConfig {
     pub session_name: String,
     /// Most HTTP requests in flight at once (plus up to 16 idle
     /// connections): a third for calls that answer at once, two thirds for
-    /// blocking queries (half for waits, half for loss watches and event
-    /// streams). Past it, calls queue in the client.
+    /// blocking queries (half for waits, half for loss watches; event
+    /// streams draw from either). Past it, calls queue in the client.
     pub max_connections: usize,
 }
 

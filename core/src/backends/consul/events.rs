@@ -55,7 +55,7 @@ pub(crate) fn stream(topics: &Topics, root: &str, prefix: &str, since: u64) -> L
     let (sender, receiver) = broadcast::channel(BACKLOG);
     let (live, started) = oneshot::channel();
     let mut live = Some(live);
-    let topic = topics.get(&format!("{root}{prefix}"), true);
+    let topic = topics.get_for_stream(&format!("{root}{prefix}"), true);
     let root = root.to_string();
     crate::runtime::spawn(async move {
         let mut states = topic.subscribe();

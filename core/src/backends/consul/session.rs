@@ -3,7 +3,9 @@
 //! client takes the same name twice (a Consul session cannot hold one key
 //! twice, and a semaphore counts one slot per session). Sessions use
 //! `Behavior: delete`, no health checks (TTL only) and the configured
-//! lock-delay.
+//! lock-delay. An idle session is renewed and lent again rather than
+//! replaced ([`SessionPool::reserve`]); one left unused expires after its
+//! TTL.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};

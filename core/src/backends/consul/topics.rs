@@ -13,8 +13,9 @@
 //!
 //! All long-polls of a client stay within one cap (`max_long_polls`, split
 //! in two halves so neither kind can starve the other): topics with local
-//! waiters draw from one half, topics only watched (held leases, event
-//! streams) from the other, and a topic polls only while it holds a permit.
+//! waiters draw from one half, topics only watched (held leases) from the
+//! other, event streams from either, and a topic polls only while it holds
+//! a permit.
 //! Short calls are capped separately in [`super::http`]. Consul refuses a
 //! client address more than `http_max_conns_per_client` (200) connections.
 
@@ -68,6 +69,9 @@ struct Shared {
     recurse: bool,
     snapshots: watch::Sender<Option<Arc<Snapshot>>>,
     queue: WaitQueue,
+    /// An event stream's topic: it may draw from either half of the cap,
+    /// so held leases' loss watches cannot keep it from starting.
+    essential: bool,
     /// [`Topic`] handles alive.
     subscribers: AtomicUsize,
     /// Notified when the last handle goes.
@@ -193,6 +197,15 @@ impl Topics {
 
     /// The topic of `key`, started if nobody watches it yet.
     pub(crate) fn get(&self, key: &str, recurse: bool) -> Arc<Topic> {
+        self.start(key, recurse, false)
+    }
+
+    /// The topic of an event stream on `key` (see `Shared::essential`).
+    pub(crate) fn get_for_stream(&self, key: &str, recurse: bool) -> Arc<Topic> {
+        self.start(key, recurse, true)
+    }
+
+    fn start(&self, key: &str, recurse: bool, essential: bool) -> Arc<Topic> {
         let mut live = lock(&self.live);
         let id = (key.to_string(), recurse);
         if let Some(shared) = live.get(&id) {
@@ -203,6 +216,7 @@ impl Topics {
             recurse,
             snapshots: watch::channel(None).0,
             queue: WaitQueue::default(),
+            essential,
             subscribers: AtomicUsize::new(0),
             idle: Notify::new(),
         });
@@ -258,13 +272,13 @@ async fn idle(shared: &Shared) {
 }
 
 /// A permit for one long-poll: from the waits half as soon as the topic has
-/// a waiter, else from the watches half, whichever comes first; true when
-/// it is a waits permit.
+/// a waiter (or is an event stream's), else from the watches half,
+/// whichever comes first; true when it is a waits permit.
 async fn permit(permits: &Permits, shared: &Shared) -> (OwnedSemaphorePermit, bool) {
     let for_waiters = async {
         loop {
             let joined = shared.queue.joined.notified();
-            if shared.queue.len() > 0 {
+            if shared.essential || shared.queue.len() > 0 {
                 break;
             }
             joined.await;
@@ -330,7 +344,7 @@ async fn poll(http: &ConsulHttp, permits: &Permits, shared: &Shared, retire: imp
         if retire() {
             return;
         }
-        if held.as_ref().is_some_and(|(_, waits)| *waits) {
+        if !shared.essential && held.as_ref().is_some_and(|(_, waits)| *waits) {
             // A waiter attempting now (often on the state just read) is
             // about to leave or wait again: learn which before the next query.
             shared.queue.settled().await;
