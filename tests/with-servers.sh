@@ -73,9 +73,10 @@ consul_tls_https=$(bash "$servers/consul.sh" start-tls "$state/consul-tls")
 POLYLOCK_TEST_FERRETDB_URL=$(bash "$servers/ferretdb.sh" start "$state/ferretdb")
 POLYLOCK_TEST_FERRETDB_RESTART_URL=$(bash "$servers/ferretdb.sh" start "$state/ferretdb-restart")
 POLYLOCK_TEST_FERRETDB_RESTART_DIR="$state/ferretdb-restart"
+POLYLOCK_TEST_FERRETDB_DIR="$state/ferretdb"
 POLYLOCK_CONSUL_BIN=$(bash "$servers/consul.sh" build)
 export POLYLOCK_TEST_FERRETDB_URL POLYLOCK_TEST_FERRETDB_RESTART_URL \
-  POLYLOCK_TEST_FERRETDB_RESTART_DIR POLYLOCK_CONSUL_BIN
+  POLYLOCK_TEST_FERRETDB_RESTART_DIR POLYLOCK_TEST_FERRETDB_DIR POLYLOCK_CONSUL_BIN
 bash "$servers/consul.sh" start "$state/faults/consul-dev" >/dev/null
 bash "$servers/consul.sh" start-server "$state/faults/consul-server" >/dev/null
 bash "$servers/consul.sh" start-cluster "$state/faults/consul-cluster" >/dev/null
