@@ -422,10 +422,17 @@ async fn contended(
                         return;
                     }
                     match lock.acquire(left).await {
-                        Ok(lease) => {
-                            lease.release().await.unwrap();
-                            done.fetch_add(1, Ordering::Relaxed);
-                        }
+                        Ok(lease) => match lease.release().await {
+                            Ok(()) => {
+                                done.fetch_add(1, Ordering::Relaxed);
+                            }
+                            // A lease lost before its release (an overloaded
+                            // server) is an error of the run, not a crash.
+                            Err(e) => {
+                                eprintln!("contended release failed: {e}");
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        },
                         Err(e) if e.kind() == polylock::ErrorKind::Timeout => return,
                         Err(e) => {
                             eprintln!("contended acquire failed: {e}");
