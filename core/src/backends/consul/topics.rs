@@ -344,13 +344,15 @@ async fn poll(http: &ConsulHttp, permits: &Permits, shared: &Shared, retire: imp
         if retire() {
             return;
         }
-        if !shared.essential && held.as_ref().is_some_and(|(_, waits)| *waits) {
-            // A waiter attempting now (often on the state just read) is
-            // about to leave or wait again: learn which before the next query.
-            shared.queue.settled().await;
-            if shared.queue.len() == 0 {
-                held = None;
-            }
+        // A waiter attempting now (often on the state just read) goes
+        // first: its one request takes the connection this query freed, and
+        // it is about to leave or wait again, which decides the permit.
+        shared.queue.settled().await;
+        if !shared.essential
+            && held.as_ref().is_some_and(|(_, waits)| *waits)
+            && shared.queue.len() == 0
+        {
+            held = None;
         }
         tokio::select! {
             _ = tokio::time::sleep_until(pause) => {}
