@@ -102,17 +102,7 @@ impl Harness {
 
     /// A client whose observer forwards every event to the returned receiver.
     pub async fn observed_client(&self) -> (Client, mpsc::UnboundedReceiver<Event>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let client = self
-            .client_with(|options| {
-                options
-                    .observers
-                    .push(std::sync::Arc::new(move |event: &Event| {
-                        let _ = tx.send(event.clone());
-                    }));
-            })
-            .await;
-        (client, rx)
+        observed(&self.url, "connecting to the backend under test").await
     }
 
     /// An observed client whose every request goes through a counting
@@ -121,17 +111,12 @@ impl Harness {
         &self,
     ) -> Option<(Client, CountingProxy, mpsc::UnboundedReceiver<Event>)> {
         let (url, proxy) = CountingProxy::in_front_of(&self.url).await?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut options = ClientOptions::new(&url);
-        options
-            .observers
-            .push(std::sync::Arc::new(move |event: &Event| {
-                let _ = tx.send(event.clone());
-            }));
-        let client = Client::from_options(options)
-            .await
-            .expect("connecting to the backend under test through the proxy");
-        Some((client, proxy, rx))
+        let (client, events) = observed(
+            &url,
+            "connecting to the backend under test through the proxy",
+        )
+        .await;
+        Some((client, proxy, events))
     }
 
     /// What a waiter parked on a busy lock may send while nothing frees a
@@ -206,6 +191,19 @@ impl Harness {
             }
         }
     }
+}
+
+/// A client of `url` whose observer forwards every event to the returned
+/// receiver.
+async fn observed(url: &str, what: &str) -> (Client, mpsc::UnboundedReceiver<Event>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut options = ClientOptions::new(url);
+    options
+        .observers
+        .push(std::sync::Arc::new(move |event: &Event| {
+            let _ = tx.send(event.clone());
+        }));
+    (Client::from_options(options).await.expect(what), rx)
 }
 
 /// What a parked waiter may send (see [`Harness::park_budget`]).
