@@ -2,7 +2,8 @@
 # Installs what the test suite needs and a fresh machine may lack: Debian
 # packages (curl, python3 with venv, flock, a C toolchain, valgrind, pkg-config, Ruby
 # with ruby-ffi and minitest, Node.js and npm, openssl for the LDLM servers'
-# throwaway certificates), the Rust components rustfmt and clippy, and Go
+# throwaway certificates, PostgreSQL for FerretDB's PostgreSQL handler — see
+# tests/servers/postgres.sh), the Rust components rustfmt and clippy, and Go
 # (which builds the test servers and runs the cgo example). Idempotent: it
 # installs only what is missing. tests/run.sh runs it first.
 set -euo pipefail
@@ -22,6 +23,15 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v ruby >/dev/null || need_apt+=(ruby)
 ruby -e 'require "ffi"' 2>/dev/null || need_apt+=(ruby-ffi)
 ruby -e 'require "minitest/autorun"; exit!(0)' 2>/dev/null || need_apt+=(ruby-minitest)
+# Debian puts the server binaries in /usr/lib/postgresql/VERSION/bin, off PATH.
+have_postgres() {
+  local bin
+  for bin in /usr/lib/postgresql/*/bin; do
+    [ -x "$bin/initdb" ] && [ -x "$bin/pg_ctl" ] && return 0
+  done
+  command -v initdb >/dev/null && command -v pg_ctl >/dev/null
+}
+have_postgres || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${need_apt[*]}" >&2
   # As root (CI) directly; on a developer's machine through sudo.

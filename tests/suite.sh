@@ -38,11 +38,11 @@ first=1
 for phase in "${phases[@]}"; do
   name=${phase%%:*} rest=${phase#*:}
   format=${rest%%:*} command=${rest#*:}
-  # FerretDB v1.24's SQLite handler can get stuck after hours of load,
-  # answering "database is locked (517)" to every write until restarted
-  # (seen in about one CI run in two, first in the Rust phase's FerretDB
-  # cases or after its stress test). Restarting it (same data, same port)
-  # before each phase keeps one stuck server from failing every later phase.
+  # The suite's FerretDB runs on its PostgreSQL handler; on the SQLite one it
+  # got stuck after hours of load, answering "database is locked (517)" to
+  # every write until restarted (about one CI run in two). Restarting it
+  # (same data, same port) before each phase still keeps one stuck server
+  # from failing every later phase, whatever its handler.
   if [ -z "$first" ] && [ -n "${POLYLOCK_TEST_FERRETDB_DIR:-}" ]; then
     bash tests/servers/ferretdb.sh restart "$POLYLOCK_TEST_FERRETDB_DIR" >/dev/null ||
       echo "suite: restarting FerretDB before the $name phase failed" >&2

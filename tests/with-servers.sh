@@ -10,6 +10,9 @@
 # POLYLOCK_TEST_FERRETDB_URL, POLYLOCK_TEST_FERRETDB_RESTART_URL and
 # POLYLOCK_TEST_FERRETDB_RESTART_DIR (a second FerretDB that tests restart;
 # POLYLOCK_TEST_MONGODB_URL, a real MongoDB, is left as the caller set it),
+# all on FerretDB's PostgreSQL storage handler, each with its own PostgreSQL
+# (README "Testing" says why), POLYLOCK_TEST_FERRETDB_SQLITE_URL (a FerretDB
+# on its SQLite handler: the conformance suite and the bench run there too),
 # and POLYLOCK_TEST_FAULTS_DIR: servers only the fault suite touches (it
 # restarts and kills them): consul-dev/ (a dev agent), consul-server/ (one
 # persistent server), consul-cluster/ (three servers), ferretdb/, ldlm/ —
@@ -45,6 +48,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 servers="$root/tests/servers"
 state=$(mktemp -d "${TMPDIR:-/tmp}/polylock-servers.XXXXXX")
+# PostgreSQL runs as user postgres when this runs as root
+# (tests/servers/postgres.sh): let it through, without listing the directory.
+chmod 711 "$state"
 
 cleanup() {
   bash "$servers/consul.sh" stop "$state/consul" || true
@@ -52,6 +58,7 @@ cleanup() {
   bash "$servers/consul.sh" stop "$state/consul-tls" || true
   bash "$servers/ferretdb.sh" stop "$state/ferretdb" || true
   bash "$servers/ferretdb.sh" stop "$state/ferretdb-restart" || true
+  bash "$servers/ferretdb.sh" stop "$state/ferretdb-sqlite" || true
   for dir in ldlm ldlm-restart ldlm-password ldlm-tls ldlm-mtls; do
     bash "$servers/ldlm.sh" stop "$state/$dir" || true
   done
@@ -70,17 +77,19 @@ trap 'exit 130' INT TERM
 consul_http=$(bash "$servers/consul.sh" start "$state/consul")
 consul_acl_http=$(bash "$servers/consul.sh" start-acl "$state/consul-acl")
 consul_tls_https=$(bash "$servers/consul.sh" start-tls "$state/consul-tls")
-POLYLOCK_TEST_FERRETDB_URL=$(bash "$servers/ferretdb.sh" start "$state/ferretdb")
-POLYLOCK_TEST_FERRETDB_RESTART_URL=$(bash "$servers/ferretdb.sh" start "$state/ferretdb-restart")
+POLYLOCK_TEST_FERRETDB_URL=$(bash "$servers/ferretdb.sh" start "$state/ferretdb" postgresql)
+POLYLOCK_TEST_FERRETDB_RESTART_URL=$(bash "$servers/ferretdb.sh" start "$state/ferretdb-restart" postgresql)
 POLYLOCK_TEST_FERRETDB_RESTART_DIR="$state/ferretdb-restart"
+POLYLOCK_TEST_FERRETDB_SQLITE_URL=$(bash "$servers/ferretdb.sh" start "$state/ferretdb-sqlite" sqlite)
 POLYLOCK_TEST_FERRETDB_DIR="$state/ferretdb"
 POLYLOCK_CONSUL_BIN=$(bash "$servers/consul.sh" build)
 export POLYLOCK_TEST_FERRETDB_URL POLYLOCK_TEST_FERRETDB_RESTART_URL \
-  POLYLOCK_TEST_FERRETDB_RESTART_DIR POLYLOCK_TEST_FERRETDB_DIR POLYLOCK_CONSUL_BIN
+  POLYLOCK_TEST_FERRETDB_RESTART_DIR POLYLOCK_TEST_FERRETDB_DIR \
+  POLYLOCK_TEST_FERRETDB_SQLITE_URL POLYLOCK_CONSUL_BIN
 bash "$servers/consul.sh" start "$state/faults/consul-dev" >/dev/null
 bash "$servers/consul.sh" start-server "$state/faults/consul-server" >/dev/null
 bash "$servers/consul.sh" start-cluster "$state/faults/consul-cluster" >/dev/null
-bash "$servers/ferretdb.sh" start "$state/faults/ferretdb" >/dev/null
+bash "$servers/ferretdb.sh" start "$state/faults/ferretdb" postgresql >/dev/null
 export POLYLOCK_TEST_FAULTS_DIR="$state/faults"
 export POLYLOCK_TEST_CONSUL_URL="consul://${consul_http#http://}"
 export POLYLOCK_TEST_CONSUL_ACL_URL="consul://${consul_acl_http#http://}"
