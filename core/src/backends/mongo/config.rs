@@ -5,7 +5,8 @@
 //! ```
 //!
 //! The database defaults to `polylock`, the lock collection to
-//! `polylock_locks`, the events collection to `<collection>_events`. Every
+//! `polylock_locks`, the renewal sessions to `<collection>_sessions`, the
+//! events collection to `<collection>_events`. Every
 //! other option (TLS, credentials, `authSource`, `replicaSet`, `w`, …) is the
 //! driver's own. Without `w`, writes use write concern `majority`.
 
@@ -45,6 +46,12 @@ impl fmt::Debug for MongoConfig {
 }
 
 impl MongoConfig {
+    /// The collection of renewal sessions and end records:
+    /// `<collection>_sessions`.
+    pub fn sessions_collection(&self) -> String {
+        format!("{}_sessions", self.collection)
+    }
+
     /// Reads the URL; `password` (from [`crate::ClientOptions::token`]) fills
     /// in a password the URL leaves out.
     pub fn from_url(url: &Url, password: Option<Secret>) -> Result<Self> {

@@ -1,7 +1,13 @@
 //! The events log: a capped collection every client writes its lock events
-//! to, and one tailable, awaitData cursor per client reads. It wakes waiters
-//! when a lock is released (no polling) and feeds the public lock event
-//! stream ([`crate::Client::watch`]).
+//! to, and one tailable, awaitData cursor per process (and server, database
+//! and collection) reads. A release in it frees a slot: it gives one of this
+//! process's waiters on that name a turn ([`super::waiters`]), no polling.
+//! It also feeds the public lock event stream ([`crate::Client::watch`]),
+//! what the process knows of names ([`super::known`]) and the loss watches
+//! of leases taken over after expiry.
+//!
+//! Events are written off the caller's path, in order, by one publishing
+//! task per log that sends whatever queued up as one `insert_many`.
 //!
 //! FerretDB v1 closes a tailable cursor whose first batch is shorter than
 //! its batch size, so the cursor opens with batch size 1 on a collection
@@ -16,8 +22,8 @@
 //! cursor about every 10 ms (and caps it by bytes, not by document count),
 //! so the collection is kept small in bytes and clients of
 //! one process that use the same collection share one log and one cursor
-//! ([`EventLog::shared`]). A missed event costs only a late wake-up: waiters
-//! also wake when the holder's lease runs out.
+//! ([`EventLog::shared`]). A missed event costs only a late wake-up: the
+//! first waiter also surveys when the holder's lease would run out.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -25,11 +31,13 @@ use std::time::Duration;
 
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::{Client, Collection, Database};
-use tokio::sync::{broadcast, oneshot, watch};
-use tokio::time::Instant;
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::clock::ServerClock;
 use super::errors;
+use super::known::{Known, NameKey};
+use super::plan::{Generation, EXPIRY_ALLOWANCE_MS};
+use super::waiters::{Freed, Waiters};
 use crate::error::{Error, Result};
 use crate::lock_events::{LockEvent, LockEventKind};
 use crate::runtime;
@@ -50,18 +58,57 @@ const SENTINEL: &str = "polylock-sentinel";
 const NAMESPACE_EXISTS: i32 = 48;
 /// Lock events a slow consumer may fall behind by.
 const BACKLOG: usize = 4096;
+/// Events one `insert_many` writes at most.
+const PUBLISH_BATCH: usize = 128;
 
-/// The events log of one client.
+/// The events log of the clients of one process that share a server,
+/// database and events collection.
 pub(crate) struct EventLog {
     client: Client,
     db: Database,
     coll: Collection<Document>,
     clock: ServerClock,
     public: broadcast::Sender<LockEvent>,
-    /// How many releases each name has seen; waiters compare against it.
-    versions: Mutex<HashMap<String, u64>>,
-    /// Bumped on every release: wakes waiters to compare their name's version.
-    any: watch::Sender<u64>,
+    /// Events waiting for the publishing task.
+    outbox: mpsc::UnboundedSender<Document>,
+    /// This process's waiters, by name.
+    pub(crate) waiters: Waiters,
+    /// What this process knows of names.
+    pub(crate) known: Known,
+    /// Leases whose takeover after expiry their holder should hear of, by
+    /// holder id.
+    expiry_watches: Mutex<ExpiryWatches>,
+    /// How many leases this process holds, per name, and with which limit.
+    held_here: Mutex<HashMap<NameKey, HeldHere>>,
+}
+
+/// The leases this process holds on one name.
+#[derive(Clone, Copy)]
+struct HeldHere {
+    count: u32,
+    /// The limit of the newest take (every holder here shares it, or the
+    /// takes would have been refused).
+    limit: u32,
+}
+
+/// Loss watches by holder id: (watch id, how to tell it).
+#[derive(Default)]
+struct ExpiryWatches {
+    next_id: u64,
+    by_holder: HashMap<String, Vec<(u64, oneshot::Sender<()>)>>,
+}
+
+/// One lock event to write: which generation did what.
+pub(crate) struct Published<'a> {
+    /// The lock collection.
+    pub coll: &'a str,
+    pub name: &'a str,
+    pub kind: LockEventKind,
+    /// The lease's holder id (its generation's `_id`).
+    pub holder: &'a str,
+    pub token: i64,
+    /// For a release: the release marker, which frees the slot.
+    pub generation: &'a Generation,
 }
 
 /// Which log a client needs: the same server, database and collection share one.
@@ -107,15 +154,20 @@ impl EventLog {
         name: &str,
         clock: ServerClock,
     ) -> Result<Arc<Self>> {
+        let (outbox, queued) = mpsc::unbounded_channel();
         let log = Arc::new(EventLog {
             coll: db.collection(name),
             client,
             db,
             clock,
             public: broadcast::channel(BACKLOG).0,
-            versions: Mutex::new(HashMap::new()),
-            any: watch::channel(0).0,
+            outbox,
+            waiters: Waiters::default(),
+            known: Known::default(),
+            expiry_watches: Mutex::new(ExpiryWatches::default()),
+            held_here: Mutex::default(),
         });
+        runtime::spawn(publish_all(log.coll.clone(), queued));
         log.ensure_collection().await?;
         let (ready, opened) = oneshot::channel();
         runtime::spawn(tail(
@@ -156,56 +208,121 @@ impl EventLog {
         }
     }
 
-    fn versions(&self) -> MutexGuard<'_, HashMap<String, u64>> {
-        self.versions.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Writes an event for every client to see. A failure is logged, not
-    /// returned: waiters also wake when a holder's lease runs out.
-    pub(crate) async fn publish(&self, name: &str, kind: LockEventKind, holder: &str, token: i64) {
-        let kind = match kind {
+    /// Queues an event for every client to see; the publishing task writes
+    /// it. A failed write is logged, not returned: waiters also survey when
+    /// a holder's lease would run out.
+    pub(crate) fn publish(&self, event: Published<'_>) {
+        let kind = match event.kind {
             LockEventKind::Acquired => "acquired",
             LockEventKind::Released => "released",
             _ => "expired",
         };
-        let event = doc! {
-            "name": name,
+        let g = event.generation;
+        let _ = self.outbox.send(doc! {
+            "coll": event.coll,
+            "name": event.name,
             "kind": kind,
-            "holder": holder,
-            "token": token,
+            "holder": event.holder,
+            "token": event.token,
+            "slot": g.slot,
+            "gen": g.gen,
+            "limit": g.limit as i32,
+            "expires_at": g.expires_at,
             "at": self.clock.now_ms(),
+        });
+    }
+
+    /// This process released `marker`'s slot of `key`: its waiters hear at
+    /// once, without waiting for the events log.
+    pub(crate) fn released_here(&self, key: &NameKey, marker: &Generation) {
+        self.known.saw(key, marker.slot, marker.gen);
+        self.waiters.freed(
+            key,
+            Freed {
+                slot: marker.slot,
+                marker: marker.gen,
+                limit: marker.limit,
+                at_ms: self.clock.now_ms(),
+            },
+        );
+    }
+
+    /// This process took `taken` on `key`: its waiters survey when it
+    /// would run out, at the latest.
+    pub(crate) fn taken_here(&self, key: &NameKey, taken: &Generation) {
+        self.known.saw(key, taken.slot, taken.gen);
+        let mut held = self.held();
+        let here = held.entry(key.clone()).or_insert(HeldHere {
+            count: 0,
+            limit: taken.limit,
+        });
+        here.count += 1;
+        here.limit = taken.limit;
+        drop(held);
+        self.waiters
+            .held_until(key, self.local_at(taken.expires_at));
+    }
+
+    /// A lease this process held on `key` ended (released, lost or
+    /// abandoned).
+    pub(crate) fn let_go_here(&self, key: &NameKey) {
+        let mut held = self.held();
+        if let Some(here) = held.get_mut(key) {
+            here.count = here.count.saturating_sub(1);
+            if here.count == 0 {
+                held.remove(key);
+            }
+        }
+    }
+
+    /// True when this process holds every one of `limit` slots of `key`
+    /// with that same limit: a new waiter then hears of the next release
+    /// here, with no read. (A caller with another limit surveys, and hears
+    /// of the mismatch.)
+    pub(crate) fn full_here(&self, key: &NameKey, limit: u32) -> bool {
+        self.held()
+            .get(key)
+            .is_some_and(|here| here.limit == limit && here.count >= limit)
+    }
+
+    fn held(&self) -> MutexGuard<'_, HashMap<NameKey, HeldHere>> {
+        self.held_here.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The local instant of server time `at_ms`, past the expiry allowance
+    /// (a holder is live that long after its expiry).
+    pub(crate) fn local_at(&self, at_ms: i64) -> tokio::time::Instant {
+        let ahead = (at_ms + EXPIRY_ALLOWANCE_MS - self.clock.now_ms()).max(1) as u64;
+        tokio::time::Instant::now() + std::time::Duration::from_millis(ahead)
+    }
+
+    /// Resolves once an event says `holder`'s lease expired and another
+    /// holder took its slot.
+    pub(crate) async fn expired(&self, holder: &str) {
+        let (told, heard) = oneshot::channel();
+        let id = {
+            let mut watches = self.watches();
+            watches.next_id += 1;
+            let id = watches.next_id;
+            let list = watches.by_holder.entry(holder.to_string()).or_default();
+            list.push((id, told));
+            id
         };
-        if let Err(error) = self.coll.insert_one(event).await {
-            tracing::warn!(%error, name, "writing a lock event failed; waiters fall back to expiry");
+        let _forget = Forget {
+            log: self,
+            holder,
+            id,
+        };
+        if heard.await.is_err() {
+            // The log is going away; renewals decide from here.
+            std::future::pending::<()>().await;
         }
     }
 
-    /// How many releases `name` has seen so far.
-    pub(crate) fn version(&self, name: &str) -> u64 {
-        self.versions().get(name).copied().unwrap_or(0)
-    }
-
-    /// Returns once `name` has seen a release past `version`, or at `until`.
-    pub(crate) async fn wait_past(&self, name: &str, version: u64, until: Option<Instant>) {
-        let mut any = self.any.subscribe();
-        loop {
-            any.borrow_and_update();
-            if self.version(name) != version {
-                return;
-            }
-            match until {
-                Some(until) => {
-                    if tokio::time::timeout_at(until, any.changed()).await.is_err() {
-                        return;
-                    }
-                }
-                None => {
-                    if any.changed().await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
+    fn watches(&self) -> MutexGuard<'_, ExpiryWatches> {
+        self.expiry_watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Every lock event from now on.
@@ -226,11 +343,40 @@ impl EventLog {
             "released" => LockEventKind::Released,
             _ => LockEventKind::Expired,
         };
-        // Only a release frees a slot; acquisitions and takeovers wake nobody
-        // (waiters wake at the holder's expiry on their own).
-        if kind == LockEventKind::Released {
-            *self.versions().entry(name.to_string()).or_insert(0) += 1;
-            self.any.send_modify(|n| *n += 1);
+        if let (Ok(coll), Ok(slot), Ok(gen)) =
+            (doc.get_str("coll"), doc.get_i32("slot"), doc.get_i64("gen"))
+        {
+            let key = (coll.to_string(), name.to_string());
+            match kind {
+                // Only a release frees a slot; waiters survey at a
+                // holder's expiry on their own.
+                LockEventKind::Released => {
+                    self.known.saw(&key, slot, gen);
+                    let limit = u32::try_from(doc.get_i32("limit").unwrap_or(1)).unwrap_or(1);
+                    let at_ms = doc.get_i64("at").unwrap_or(0);
+                    self.waiters.freed(
+                        &key,
+                        Freed {
+                            slot,
+                            marker: gen,
+                            limit,
+                            at_ms,
+                        },
+                    );
+                }
+                LockEventKind::Acquired => {
+                    self.known.saw(&key, slot, gen);
+                    if let Ok(expires_at) = doc.get_i64("expires_at") {
+                        self.waiters.held_until(&key, self.local_at(expires_at));
+                    }
+                }
+                _ => {
+                    let told = self.watches().by_holder.remove(holder);
+                    for (_, told) in told.into_iter().flatten() {
+                        let _ = told.send(());
+                    }
+                }
+            }
         }
         let _ = self.public.send(LockEvent {
             name: name.to_string(),
@@ -241,6 +387,36 @@ impl EventLog {
                 .ok()
                 .and_then(|t| u64::try_from(t).ok()),
         });
+    }
+}
+
+/// Removes an expiry watch when its waiter goes.
+struct Forget<'a> {
+    log: &'a EventLog,
+    holder: &'a str,
+    id: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        let mut watches = self.log.watches();
+        if let Some(list) = watches.by_holder.get_mut(self.holder) {
+            list.retain(|(id, _)| *id != self.id);
+            if list.is_empty() {
+                watches.by_holder.remove(self.holder);
+            }
+        }
+    }
+}
+
+/// The publishing task: writes queued events in order, as many as queued
+/// up in one request, until the log is gone.
+async fn publish_all(coll: Collection<Document>, mut queued: mpsc::UnboundedReceiver<Document>) {
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    while queued.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        if let Err(error) = coll.insert_many(batch.drain(..)).await {
+            tracing::warn!(%error, "writing lock events failed; waiters fall back to expiry");
+        }
     }
 }
 

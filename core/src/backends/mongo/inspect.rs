@@ -1,21 +1,26 @@
 //! Operator views on MongoDB: who holds a lock (its slots' newest live
 //! generations, judged on the server's clock), which locks are held (a
 //! query over the collection), and acting on a lease by its holder id (its
-//! generation's `_id`). A forced release marks the generation released, as
-//! the holder's own release would; the holder learns it at its next renewal.
+//! generation's `_id`). A forced release inserts the generation's release
+//! marker, as the holder's own release would; the holder learns it at its
+//! next renewal.
 
 use std::time::Duration;
 
-use super::ledger::Generation;
+use super::plan::Generation;
 use super::MongoBackend;
 use crate::error::{Error, Result};
 use crate::inspect::{HolderStatus, LockStatus};
-use crate::lock_events::LockEventKind;
 
 impl MongoBackend {
     /// The live generations of `name`'s slots, at server time now.
     async fn live(&self, name: &str) -> Result<Vec<Generation>> {
-        let survey = self.ledger.survey(name, 1).await?;
+        let key = self.key(name);
+        let known = |slot| self.events.known.newest(&key, slot);
+        let survey = self
+            .ledger
+            .survey(name, 1, known, || self.clock.now_ms())
+            .await?;
         let now = self.clock.now_ms();
         Ok(survey
             .newest
@@ -63,10 +68,13 @@ impl MongoBackend {
             if holder.is_some_and(|wanted| wanted != g.id) {
                 continue;
             }
-            if self.ledger.mark_released(&g.id).await? {
-                self.events
-                    .publish(name, LockEventKind::Released, &g.id, g.token)
-                    .await;
+            // The record first, so the holder cannot miss the release.
+            if !g.unit.is_empty() {
+                let now = self.clock.now_ms();
+                let told = self.ledger.sessions.record_end(&g.unit, &g.id, true, now);
+                told.await?;
+            }
+            if self.release_generation(name, &g).await? {
                 count += 1;
             }
         }
@@ -86,9 +94,7 @@ impl MongoBackend {
             });
         }
         let expires_at = self.clock.now_ms() + ttl.as_millis() as i64;
-        self.ledger
-            .extend_all(&[holder.to_string()], expires_at)
-            .await?;
+        self.ledger.extend(holder, expires_at).await?;
         Ok(ttl)
     }
 }

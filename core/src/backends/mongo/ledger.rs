@@ -5,18 +5,25 @@
 //!
 //! A lock of limit N has N slots; each slot has a ledger of generations,
 //! documents `{_id: "<name>/<slot>/<gen, 20 digits>", name, slot, gen,
-//! limit, holder value, expires_at (server ms), released, token}`. To take a
-//! slot, find its newest generation; if it is released or expired, insert
-//! generation + 1. Winning the insert is winning the slot; afterwards the
-//! winner checks that generation + 2 does not exist (which catches a
-//! contender that read long ago). Renew and release write only the holder's
-//! own document.
+//! limit, holder value, expires_at (server ms), released, token}`
+//! ([`super::plan`]). To take a slot, find its newest generation; if it is
+//! released or expired, insert generation + 1. Winning the insert is winning
+//! the slot; afterwards the winner checks that generation + 2 does not exist
+//! (which catches a contender that read long ago).
+//!
+//! A release is an insert too: generation + 1 as a *release marker*
+//! (`released: true`), by the holder or by an operator forcing it. Of a
+//! release and a takeover of the same expired generation exactly one insert
+//! wins, and no later write can undo a release: renewals write only the
+//! holder's own document, never the marker.
 //!
 //! Every access is by exact `_id`, the only lookup FerretDB v1 serves
 //! without scanning the collection. That works because a slot's existing
 //! generations always form one contiguous range, so "did anyone take my slot
 //! after me" is "does g + 1 exist", and the newest generation is found by
-//! stepping forward from a hint: the slot's head document `{_id:
+//! reading a window of ids forward from what the process already knows of
+//! the name ([`super::known`]) in one `_id $in` read, or, for a name it
+//! knows nothing of, from the slot's head document `{_id:
 //! "<name>/<slot>/head", gen}`, rewritten (best effort) after every take. No
 //! head and no generation 1 means the slot was never used. A head older than
 //! the range (a delayed writer can set it back) falls back to one query.
@@ -39,13 +46,13 @@
 //! or semaphore) reads the newest ticket, so a survey also covers the slots
 //! of the last semaphore limit in use and sees a live holder of another
 //! limit wherever it sits. Acquisitions that race across limits are caught
-//! after the insert (see [`Ledger::raced_limit`]): each side writes before
+//! after the insert (see [`Ledger::post_check`]): each side writes before
 //! it reads where the other writes, so of two racers at least one sees the
 //! other and backs out (both may). Races among more than [`RACE_WINDOW`]
 //! semaphore acquisitions with different limits are caught on a
 //! best-effort basis only.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
@@ -56,6 +63,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::errors;
+use super::plan::{doc_id, head_id, Generation, Survey, MAX_LIMIT, TICKET_SLOT};
+use super::sessions::Sessions;
 use crate::error::{Error, Result};
 
 /// How long after a survey an attempt may still insert what it planned.
@@ -68,13 +77,6 @@ const GC_BACKLOG: usize = 100_000;
 /// How many lost ticket races a semaphore acquisition tolerates.
 const TICKET_RETRIES: u32 = 64;
 
-/// The pseudo-slot of a name's ticket ledger.
-pub(crate) const TICKET_SLOT: i32 = -1;
-
-/// The largest semaphore limit this backend serves: every survey reads
-/// each slot, so a limit is a per-acquisition cost.
-pub(crate) const MAX_LIMIT: u32 = 1024;
-
 /// How many tickets newer than its survey an acquisition inspects for
 /// other limits (beyond: it surveys up to [`MAX_LIMIT`]).
 const RACE_TICKETS: i64 = 64;
@@ -83,133 +85,43 @@ const RACE_TICKETS: i64 = 64;
 /// inspects for racers of other limits.
 const RACE_WINDOW: i64 = 8;
 
-/// How long past its expiry a holder is still treated as live by others:
-/// covers the error of the clock-offset estimates.
-pub(crate) const EXPIRY_ALLOWANCE_MS: i64 = 250;
+/// How many generations of a slot a survey's first read covers; each
+/// further read of a slot that kept going doubles it.
+const WINDOW: i64 = 2;
+/// Reads a windowed survey makes before it steps slot by slot instead.
+const WINDOW_ROUNDS: usize = 6;
+/// How many newer tickets a mutex's post-check reads with it at once.
+const TICKET_PEEK: i64 = 1;
+/// A slot's head hint moves about every this many generations (and at the
+/// first): a survey from it reads on a few windows at most.
+const HEAD_EVERY: i64 = 8;
 
-/// The `_id` of a slot's head hint.
-pub(crate) fn head_id(name: &str, slot: i32) -> String {
-    format!("{name}/{slot}/head")
+/// True for the generations a head hint may name: a take of one moves the
+/// head. Two in a row, because takes go two generations at a time (take,
+/// release marker) or one (takeover after expiry).
+fn is_head_position(gen: i64) -> bool {
+    gen == 1 || gen % HEAD_EVERY < 2
 }
 
-/// The `_id` of generation `gen` of `slot` of `name`.
-pub(crate) fn doc_id(name: &str, slot: i32, gen: i64) -> String {
-    format!("{name}/{slot}/{gen:020}")
+/// How a slot's newest generation was found in one windowed read.
+enum Found {
+    /// This is the newest (or the slot was never used: `None`).
+    Done(Option<Generation>),
+    /// Read on from this generation.
+    From(i64, Option<Generation>),
+    /// The window and the head say nothing: ask otherwise.
+    Lost,
 }
 
-/// One generation document.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Generation {
-    pub id: String,
-    pub slot: i32,
-    pub gen: i64,
-    pub limit: u32,
-    pub expires_at: i64,
-    pub released: bool,
-    pub token: i64,
-}
-
-impl Generation {
-    fn from_doc(doc: &Document) -> Option<Self> {
-        Some(Generation {
-            id: doc.get_str("_id").ok()?.to_string(),
-            slot: doc.get_i32("slot").ok()?,
-            gen: doc.get_i64("gen").ok()?,
-            limit: u32::try_from(doc.get_i32("limit").unwrap_or(1)).unwrap_or(1),
-            expires_at: doc.get_i64("expires_at").unwrap_or(0),
-            released: doc.get_bool("released").unwrap_or(false),
-            token: doc.get_i64("token").unwrap_or(0),
-        })
-    }
-
-    /// Held by someone at server time `now`.
-    pub(crate) fn is_live(&self, now: i64) -> bool {
-        !self.released && self.expires_at + EXPIRY_ALLOWANCE_MS > now
-    }
-}
-
-/// What one read of a name's documents says.
-#[derive(Debug, Default)]
-pub(crate) struct Survey {
-    /// The newest generation of each slot (slot ≥ 0).
-    pub newest: BTreeMap<i32, Generation>,
-    /// The newest ticket drawn (0 if none).
-    pub newest_ticket: i64,
-    /// The limit of the semaphore that drew the newest ticket (0 if none).
-    pub ticket_limit: u32,
-}
-
-/// What to do after a survey.
+/// What a take's check right after its insert found.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Plan {
-    /// The lock is held with another limit.
-    Mismatch { existing: u32 },
-    /// Every slot is held; the first may free up by expiry at `wake_at`.
-    Busy { wake_at: Option<i64> },
-    /// Insert generation `gen` of `slot`; `replaces` is the expired holder
-    /// being taken over, if any.
-    Take {
-        slot: i32,
-        gen: i64,
-        replaces: Option<Generation>,
-    },
-}
-
-impl Survey {
-    pub(crate) fn from_generations(generations: impl IntoIterator<Item = Generation>) -> Self {
-        let mut survey = Survey::default();
-        for generation in generations {
-            if generation.slot == TICKET_SLOT {
-                if generation.gen > survey.newest_ticket {
-                    survey.newest_ticket = generation.gen;
-                    survey.ticket_limit = generation.limit;
-                }
-                continue;
-            }
-            match survey.newest.get(&generation.slot) {
-                Some(known) if known.gen >= generation.gen => {}
-                _ => {
-                    survey.newest.insert(generation.slot, generation);
-                }
-            }
-        }
-        survey
-    }
-
-    /// The limit of a live holder whose limit is not `limit`, if any.
-    pub(crate) fn other_limit(&self, limit: u32, now: i64) -> Option<u32> {
-        self.newest
-            .values()
-            .find(|g| g.is_live(now) && g.limit != limit)
-            .map(|g| g.limit)
-    }
-
-    /// Chooses a free slot of `limit` (`pick` picks among several), or says
-    /// why there is none, at server time `now`.
-    pub(crate) fn plan(&self, limit: u32, now: i64, pick: impl FnOnce(usize) -> usize) -> Plan {
-        if let Some(existing) = self.other_limit(limit, now) {
-            return Plan::Mismatch { existing };
-        }
-        let live: Vec<&Generation> = self.newest.values().filter(|g| g.is_live(now)).collect();
-        let free: Vec<i32> = (0..limit as i32)
-            .filter(|slot| !self.newest.get(slot).is_some_and(|g| g.is_live(now)))
-            .collect();
-        if free.is_empty() {
-            return Plan::Busy {
-                wake_at: live
-                    .iter()
-                    .map(|g| g.expires_at + EXPIRY_ALLOWANCE_MS)
-                    .min(),
-            };
-        }
-        let slot = free[pick(free.len()) % free.len()];
-        let previous = self.newest.get(&slot);
-        Plan::Take {
-            slot,
-            gen: previous.map_or(1, |g| g.gen + 1),
-            replaces: previous.filter(|g| !g.released).cloned(),
-        }
-    }
+pub(crate) enum PostCheck {
+    /// Nobody overtook the take and no other limit raced it.
+    Clear,
+    /// A newer generation already exists: the take acted on an old state.
+    Overtaken,
+    /// A live holder of this other limit raced the take.
+    Mismatch(u32),
 }
 
 /// The lock collection (cheap to clone).
@@ -218,18 +130,57 @@ pub(crate) struct Ledger {
     coll: Collection<Document>,
     /// Deletions due later, in order: (when, `_id`).
     collector: mpsc::Sender<(Instant, String)>,
+    /// How the server reads several documents by `_id` best.
+    reads: IdReads,
+    /// The renewal sessions that keep holders live.
+    pub(crate) sessions: Sessions,
+}
+
+/// How to read a set of documents by `_id` in one round trip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdReads {
+    /// One `_id: {$in: [...]}` query: MongoDB serves it from the `_id`
+    /// index.
+    In,
+    /// One exact-`_id` query per document, sent together: FerretDB v1
+    /// pushes only a single exact `_id` down to its storage and evaluates
+    /// `$in` by reading the whole collection (SQLite and PostgreSQL
+    /// handlers alike).
+    Each,
+}
+
+impl IdReads {
+    /// The way that suits the server answering `buildInfo` with `info`.
+    pub(crate) fn for_server(info: &Document) -> Self {
+        if info.contains_key("ferretdbVersion") || info.contains_key("ferretdb") {
+            IdReads::Each
+        } else {
+            IdReads::In
+        }
+    }
 }
 
 impl Ledger {
     /// The ledger on `coll`, with its collector task (which ends with the
     /// last clone of the ledger).
-    pub(crate) fn new(coll: Collection<Document>) -> Self {
+    pub(crate) fn new(coll: Collection<Document>, sessions: Sessions, reads: IdReads) -> Self {
         let (collector, due) = mpsc::channel(GC_BACKLOG);
         crate::runtime::spawn(collect(coll.clone(), due));
-        Ledger { coll, collector }
+        Ledger {
+            coll,
+            collector,
+            reads,
+            sessions,
+        }
     }
 
-    /// Creates the index every read of a name uses.
+    /// The collection's name (events and the process's knowledge of names
+    /// are keyed by it).
+    pub(crate) fn collection(&self) -> &str {
+        self.coll.name()
+    }
+
+    /// Creates the index the operators' reads use.
     pub(crate) async fn ensure_index(&self) -> Result<()> {
         let index = mongodb::IndexModel::builder()
             .keys(doc! { "name": 1, "slot": 1, "gen": -1 })
@@ -239,44 +190,216 @@ impl Ledger {
     }
 
     /// The newest ticket and the newest generation of each slot of `name`
-    /// below `limit` and below the newest ticket's limit, read concurrently.
-    pub(crate) async fn survey(&self, name: &str, limit: u32) -> Result<Survey> {
+    /// below `limit` and below the newest ticket's limit. `known` gives,
+    /// per slot, the newest generation this process knows exists: reading
+    /// starts there, usually in one request.
+    pub(crate) async fn survey(
+        &self,
+        name: &str,
+        limit: u32,
+        known: impl Fn(i32) -> Option<i64>,
+        now: impl Fn() -> i64,
+    ) -> Result<Survey> {
         let slots = (TICKET_SLOT..limit as i32).collect::<Vec<_>>();
-        let mut survey = Survey::from_generations(self.newest_of(name, slots).await?);
-        if survey.ticket_limit > limit {
-            let more = (limit as i32..survey.ticket_limit.min(MAX_LIMIT) as i32).collect();
-            let generations = self.newest_of(name, more).await?;
-            for generation in generations {
-                survey.newest.insert(generation.slot, generation);
+        let mut newest = self.newest_of(name, &slots, &known).await?;
+        let ticket_limit = Survey::from_generations(newest.iter().cloned()).ticket_limit;
+        if ticket_limit > limit {
+            let more: Vec<i32> = (limit as i32..ticket_limit.min(MAX_LIMIT) as i32).collect();
+            newest.extend(self.newest_of(name, &more, &known).await?);
+        }
+        Ok(Survey::from_generations(
+            self.with_sessions(newest, &now).await?,
+        ))
+    }
+
+    /// `generations` with each holder's expiry moved to its session's, where
+    /// that is later and its own has run out (one read of the sessions
+    /// involved, none when every holder is within its own expiry).
+    async fn with_sessions(
+        &self,
+        mut generations: Vec<Generation>,
+        now: &impl Fn() -> i64,
+    ) -> Result<Vec<Generation>> {
+        let now = now();
+        let mut units: Vec<&str> = generations
+            .iter()
+            .filter(|g| g.slot >= 0 && !g.released && !g.unit.is_empty() && !g.is_live(now))
+            .map(|g| g.unit.as_str())
+            .collect();
+        if units.is_empty() {
+            return Ok(generations);
+        }
+        units.sort_unstable();
+        units.dedup();
+        let expiries = self.sessions.expiries(&units).await?;
+        for g in &mut generations {
+            if let Some(&session) = expiries.get(&g.unit) {
+                g.expires_at = g.expires_at.max(session);
             }
         }
-        Ok(survey)
+        Ok(generations)
     }
 
-    /// The newest generation of each of `slots` that was ever used.
-    async fn newest_of(&self, name: &str, slots: Vec<i32>) -> Result<Vec<Generation>> {
-        let reads = slots.into_iter().map(|slot| self.newest(name, slot));
-        let found = futures_util::future::try_join_all(reads).await?;
-        Ok(found.into_iter().flatten().collect())
+    /// The newest generation of each of `slots` that was ever used: windows
+    /// of ids read together, forward from `known` (or from each slot's head
+    /// and generation 1).
+    async fn newest_of(
+        &self,
+        name: &str,
+        slots: &[i32],
+        known: &impl Fn(i32) -> Option<i64>,
+    ) -> Result<Vec<Generation>> {
+        let mut best: BTreeMap<i32, Generation> = BTreeMap::new();
+        // (slot, first generation to read, read its head too)
+        let mut pending: Vec<(i32, i64, bool)> = slots
+            .iter()
+            .map(|&slot| match known(slot) {
+                Some(gen) => (slot, gen.max(1), false),
+                None => (slot, 1, true),
+            })
+            .collect();
+        let mut width = WINDOW;
+        let mut stragglers = Vec::new();
+        for _ in 0..WINDOW_ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            let mut ids = Vec::new();
+            for &(slot, from, head) in &pending {
+                ids.extend((from..from + width).map(|gen| doc_id(name, slot, gen)));
+                if head {
+                    ids.push(head_id(name, slot));
+                }
+            }
+            let docs = self.find_ids(&ids, doc! { "value": 0 }).await?;
+            let mut by_id: HashMap<String, Document> = docs
+                .into_iter()
+                .filter_map(|d| Some((d.get_str("_id").ok()?.to_string(), d)))
+                .collect();
+            let mut next = Vec::new();
+            for (slot, from, head) in pending {
+                let window: Vec<Generation> = (from..from + width)
+                    .filter_map(|gen| by_id.remove(&doc_id(name, slot, gen)))
+                    .filter_map(|d| Generation::from_doc(&d))
+                    .collect();
+                let head_gen = head
+                    .then(|| by_id.remove(&head_id(name, slot)))
+                    .flatten()
+                    .and_then(|d| d.get_i64("gen").ok());
+                let newest = window.into_iter().max_by_key(|g| g.gen);
+                let found = match (newest, head_gen) {
+                    (Some(g), _) if g.gen == from + width - 1 => Found::From(g.gen + 1, Some(g)),
+                    (Some(g), _) => Found::Done(Some(g)),
+                    // Read on past the newest: it stays the newest.
+                    (None, _) if best.contains_key(&slot) => Found::Done(None),
+                    (None, Some(h)) if h >= from + width => Found::From(h, None),
+                    (None, None) if head && from == 1 => Found::Done(None),
+                    // Knowledge older than the collected range: its head.
+                    (None, None) if !head => Found::From(from, None),
+                    (None, _) => Found::Lost,
+                };
+                match found {
+                    Found::Done(g) => {
+                        if let Some(g) = g {
+                            best.insert(slot, g);
+                        }
+                    }
+                    Found::From(gen, g) => {
+                        // Knowledge that found nothing (collected away) is
+                        // read again with the slot's head.
+                        let with_head = !head && g.is_none();
+                        if let Some(g) = g {
+                            best.insert(slot, g);
+                        }
+                        next.push((slot, gen, with_head));
+                    }
+                    Found::Lost => stragglers.push(slot),
+                }
+            }
+            pending = next;
+            width *= 2;
+        }
+        stragglers.extend(pending.iter().map(|p| p.0));
+        for slot in stragglers {
+            let from = best.get(&slot).map(|g| g.gen);
+            if let Some(g) = self.newest(name, slot, from).await? {
+                best.insert(slot, g);
+            }
+        }
+        Ok(best.into_values().collect())
     }
 
-    /// After taking a slot with `limit`: the limit of a live holder of
-    /// another limit that raced with it, if any. `seen_ticket` is the newest
-    /// ticket of the survey the take acted on; `own_ticket` the ticket a
-    /// semaphore drew.
+    /// After taking generation `gen` of `slot` with `limit`: whether a
+    /// newer generation exists, and the limit of a live holder of another
+    /// limit that raced with it, if any. `seen_ticket` is the newest ticket
+    /// the take knew of; `own_ticket` the ticket a semaphore drew. A mutex
+    /// asks both in one read, unless the tickets moved far.
+    pub(crate) async fn post_check(
+        &self,
+        name: &str,
+        (slot, gen, limit): (i32, i64, u32),
+        seen_ticket: i64,
+        own_ticket: Option<i64>,
+        now: impl Fn() -> i64,
+    ) -> Result<PostCheck> {
+        let next = doc_id(name, slot, gen + 1);
+        if own_ticket.is_some() {
+            let (overtaken, raced) = tokio::join!(
+                self.newer_exists(name, slot, gen),
+                self.raced_limit(name, limit, seen_ticket, own_ticket, &now)
+            );
+            return Ok(match (overtaken?, raced?) {
+                (true, _) => PostCheck::Overtaken,
+                (false, Some(existing)) => PostCheck::Mismatch(existing),
+                (false, None) => PostCheck::Clear,
+            });
+        }
+        let tickets: Vec<String> = (seen_ticket + 1..=seen_ticket + TICKET_PEEK)
+            .map(|t| doc_id(name, TICKET_SLOT, t))
+            .collect();
+        let ids: Vec<String> = std::iter::once(next.clone()).chain(tickets).collect();
+        let docs = self.find_ids(&ids, doc! { "value": 0 }).await?;
+        if docs.iter().any(|d| d.get_str("_id") == Ok(next.as_str())) {
+            return Ok(PostCheck::Overtaken);
+        }
+        let drawn: BTreeMap<i64, u32> = docs
+            .iter()
+            .filter_map(Generation::from_doc)
+            .filter(|g| g.slot == TICKET_SLOT)
+            .map(|g| (g.gen, g.limit))
+            .collect();
+        // The newer tickets form a contiguous run from seen + 1.
+        let run = (seen_ticket + 1..)
+            .take_while(|t| drawn.contains_key(t))
+            .count() as i64;
+        let raced = if run == TICKET_PEEK {
+            self.raced_limit(name, limit, seen_ticket, None, &now)
+                .await?
+        } else {
+            match drawn.values().filter(|l| **l != limit && **l > 0).max() {
+                Some(&widest) => self.other_limit_among(name, limit, widest, &now).await?,
+                None => None,
+            }
+        };
+        Ok(raced.map_or(PostCheck::Clear, PostCheck::Mismatch))
+    }
+
+    /// The limit of a live holder of another limit that raced a take with
+    /// `limit` (see [`Self::post_check`]).
     ///
     /// Tickets newer than the survey's newest (for a semaphore also the
     /// [`RACE_WINDOW`] tickets up to it) with another limit mean a racing
-    /// semaphore of that limit: survey its slots again. A semaphore also reads slot 0 again, where a racing
-    /// mutex (which draws no ticket) sits; the mutex in turn sees the
-    /// semaphore's ticket, and each wrote before it read.
-    pub(crate) async fn raced_limit(
+    /// semaphore of that limit: survey its slots again. A semaphore also
+    /// reads slot 0 again, where a racing mutex (which draws no ticket)
+    /// sits; the mutex in turn sees the semaphore's ticket, and each wrote
+    /// before it read.
+    async fn raced_limit(
         &self,
         name: &str,
         limit: u32,
         seen_ticket: i64,
         own_ticket: Option<i64>,
-        now: impl Fn() -> i64,
+        now: &impl Fn() -> i64,
     ) -> Result<Option<u32>> {
         let mut widest = None;
         let mut note = |other: &Generation| {
@@ -287,14 +410,13 @@ impl Ledger {
         if own_ticket.is_some() {
             // Tickets drawn shortly before the survey may belong to racers
             // whose inserts came after it: read a window of them at once.
-            let window = (seen_ticket - RACE_WINDOW + 1).max(1)..=seen_ticket;
-            let reads = window.map(|ticket| self.get_generation(name, TICKET_SLOT, ticket));
-            for other in futures_util::future::try_join_all(reads)
-                .await?
-                .iter()
-                .flatten()
-            {
-                note(other);
+            let window: Vec<String> = ((seen_ticket - RACE_WINDOW + 1).max(1)..=seen_ticket)
+                .map(|ticket| doc_id(name, TICKET_SLOT, ticket))
+                .collect();
+            for doc in self.find_ids(&window, doc! { "value": 0 }).await? {
+                if let Some(other) = Generation::from_doc(&doc) {
+                    note(&other);
+                }
             }
         }
         let mut ticket = seen_ticket;
@@ -313,12 +435,29 @@ impl Ledger {
                 None => break,
             }
         }
-        let slots: Vec<i32> = match widest {
-            Some(widest) => (0..limit.max(widest).min(MAX_LIMIT) as i32).collect(),
-            None if own_ticket.is_some() => vec![0],
-            None => return Ok(None),
-        };
-        let survey = Survey::from_generations(self.newest_of(name, slots).await?);
+        match widest {
+            Some(widest) => self.other_limit_among(name, limit, widest, now).await,
+            None if own_ticket.is_some() => {
+                let slot0 = self.newest_of(name, &[0], &|_| None).await?;
+                let slot0 = self.with_sessions(slot0, now).await?;
+                Ok(Survey::from_generations(slot0).other_limit(limit, now()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Surveys the slots below the larger of `limit` and `widest` for a
+    /// live holder whose limit is not `limit`.
+    async fn other_limit_among(
+        &self,
+        name: &str,
+        limit: u32,
+        widest: u32,
+        now: &impl Fn() -> i64,
+    ) -> Result<Option<u32>> {
+        let slots: Vec<i32> = (0..limit.max(widest).min(MAX_LIMIT) as i32).collect();
+        let newest = self.newest_of(name, &slots, &|_| None).await?;
+        let survey = Survey::from_generations(self.with_sessions(newest, now).await?);
         Ok(survey.other_limit(limit, now()))
     }
 
@@ -337,12 +476,16 @@ impl Ledger {
             .and_then(Generation::from_doc))
     }
 
-    /// The newest generation of one slot: from the head hint, step forward.
-    async fn newest(&self, name: &str, slot: i32) -> Result<Option<Generation>> {
-        let head = self
-            .get(&head_id(name, slot))
-            .await?
-            .and_then(|doc| doc.get_i64("gen").ok());
+    /// The newest generation of one slot, stepping one id at a time: from
+    /// `from` when given, else from the head hint.
+    async fn newest(&self, name: &str, slot: i32, from: Option<i64>) -> Result<Option<Generation>> {
+        let head = match from {
+            Some(gen) => Some(gen),
+            None => self
+                .get(&head_id(name, slot))
+                .await?
+                .and_then(|doc| doc.get_i64("gen").ok()),
+        };
         let start = head.unwrap_or(1);
         let mut newest = match self.get_generation(name, slot, start).await? {
             Some(found) => found,
@@ -385,8 +528,9 @@ impl Ledger {
             "limit": generation.limit as i32,
             "value": value,
             "expires_at": generation.expires_at,
-            "released": false,
+            "released": generation.released,
             "token": generation.token,
+            "unit": &generation.unit,
         };
         match self.coll.insert_one(doc).await {
             Ok(_) => Ok(true),
@@ -395,15 +539,40 @@ impl Ledger {
         }
     }
 
+    /// Releases generation `held` by inserting its release marker (the
+    /// next generation, released). False when the next generation exists
+    /// already: someone released it or took it over first.
+    pub(crate) async fn release(&self, name: &str, held: &Generation) -> Result<bool> {
+        self.insert(name, &held.marker(), "").await
+    }
+
     /// True when a generation newer than `gen` exists in `slot`: by the
     /// contiguity of the ledger, exactly when `gen + 1` exists.
     pub(crate) async fn newer_exists(&self, name: &str, slot: i32, gen: i64) -> Result<bool> {
         Ok(self.get(&doc_id(name, slot, gen + 1)).await?.is_some())
     }
 
-    /// The documents among `ids` that exist, with `projection`: one read
-    /// (`_id` `$in`), whatever the count.
+    /// The documents among `ids` that exist, with `projection`: one round
+    /// trip, whatever the count ([`IdReads`]).
     async fn find_ids(&self, ids: &[String], projection: Document) -> Result<Vec<Document>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.reads == IdReads::Each {
+            let reads = ids.iter().map(|id| {
+                let projection = projection.clone();
+                async move {
+                    self.coll
+                        .find_one(doc! { "_id": id })
+                        .projection(projection)
+                        .await
+                }
+            });
+            let found = futures_util::future::try_join_all(reads)
+                .await
+                .map_err(errors::map)?;
+            return Ok(found.into_iter().flatten().collect());
+        }
         let cursor = self
             .coll
             .find(doc! { "_id": { "$in": ids } })
@@ -413,18 +582,16 @@ impl Ledger {
         cursor.try_collect().await.map_err(errors::map)
     }
 
-    /// The ids among `ids` whose generation exists and, when `unreleased`,
-    /// is not released: one read, whatever the count.
-    pub(crate) async fn present(
-        &self,
-        ids: &[String],
-        unreleased: bool,
-    ) -> Result<HashSet<String>> {
+    /// Which of `ids` exist, each with its `released` flag: one read,
+    /// whatever the count.
+    pub(crate) async fn present(&self, ids: &[String]) -> Result<HashMap<String, bool>> {
         let docs = self.find_ids(ids, doc! { "released": 1 }).await?;
         Ok(docs
             .iter()
-            .filter(|doc| !(unreleased && doc.get_bool("released").unwrap_or(false)))
-            .filter_map(|doc| doc.get_str("_id").ok().map(str::to_string))
+            .filter_map(|doc| {
+                let id = doc.get_str("_id").ok()?.to_string();
+                Some((id, doc.get_bool("released").unwrap_or(false)))
+            })
             .collect())
     }
 
@@ -438,9 +605,10 @@ impl Ledger {
             .collect())
     }
 
-    /// The names starting with `prefix` with an unreleased, unexpired
-    /// generation at server time `now`, sorted. A query over the whole
-    /// collection: for operators, not for the acquisition path.
+    /// The names starting with `prefix` with a live holder at server time
+    /// `now` (a generation that is no release marker, has no successor and
+    /// has not run out, by itself or its session), sorted. Queries over the
+    /// whole collection: for operators, not for the acquisition path.
     pub(crate) async fn held_names(&self, prefix: &str, now: i64) -> Result<Vec<String>> {
         let pattern: String = std::iter::once('^'.to_string())
             .chain(prefix.chars().map(|c| {
@@ -451,35 +619,48 @@ impl Ledger {
                 }
             }))
             .collect();
-        let mut cursor = self
+        let candidates: Vec<Generation> = self
             .coll
             .find(doc! {
                 "name": { "$regex": pattern },
                 "released": false,
                 "slot": { "$gte": 0 },
-                "expires_at": { "$gt": now - EXPIRY_ALLOWANCE_MS },
             })
-            .projection(doc! { "name": 1 })
+            .projection(doc! { "value": 0 })
             .await
-            .map_err(errors::map)?;
-        let mut names = std::collections::BTreeSet::new();
-        while let Some(doc) = cursor.try_next().await.map_err(errors::map)? {
-            if let Ok(name) = doc.get_str("name") {
-                names.insert(name.to_string());
-            }
-        }
-        Ok(names.into_iter().collect())
+            .map_err(errors::map)?
+            .try_collect::<Vec<Document>>()
+            .await
+            .map_err(errors::map)?
+            .iter()
+            .filter_map(Generation::from_doc)
+            .collect();
+        let successors: Vec<String> = candidates.iter().map(|g| g.marker().id).collect();
+        let followed = self.present(&successors).await?;
+        let newest: Vec<Generation> = candidates
+            .into_iter()
+            .filter(|g| !followed.contains_key(&g.marker().id))
+            .collect();
+        let names = |g: &Generation| -> Option<String> {
+            let (rest, _gen) = g.id.rsplit_once('/')?;
+            Some(rest.rsplit_once('/')?.0.to_string())
+        };
+        Ok(self
+            .with_sessions(newest, &|| now)
+            .await?
+            .iter()
+            .filter(|g| g.is_live(now))
+            .filter_map(names)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect())
     }
 
-    /// Moves the expiry of every generation in `ids` (one write). Callers
-    /// check first that they are unreleased and hold their write locks.
-    pub(crate) async fn extend_all(&self, ids: &[String], expires_at: i64) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
+    /// Moves the expiry of generation `id` (an operator's renewal).
+    pub(crate) async fn extend(&self, id: &str, expires_at: i64) -> Result<()> {
         self.coll
-            .update_many(
-                doc! { "_id": { "$in": ids } },
+            .update_one(
+                doc! { "_id": id },
                 doc! { "$set": { "expires_at": expires_at } },
             )
             .await
@@ -487,28 +668,18 @@ impl Ledger {
         Ok(())
     }
 
-    /// Marks a generation released; false if it was released or gone already.
-    pub(crate) async fn mark_released(&self, id: &str) -> Result<bool> {
-        self.update_unreleased(id, doc! { "$set": { "released": true } })
-            .await
-    }
-
-    /// Applies `update` to generation `id` if it exists and is not released.
-    /// The check is a read by `_id`, not a filter condition: FerretDB v1
-    /// serves only a pure `_id` filter without a scan, and applies updates
-    /// non-atomically either way. Only the holder writes its document, one
-    /// write at a time, so check-then-write is as safe as a filter.
-    async fn update_unreleased(&self, id: &str, update: Document) -> Result<bool> {
-        let current = self.get(id).await?;
-        if current.is_none_or(|doc| doc.get_bool("released").unwrap_or(false)) {
-            return Ok(false);
-        }
-        let result = self
-            .coll
-            .update_one(doc! { "_id": id }, update)
+    /// Takes generation `id` out of its renewal unit, live until
+    /// `expires_at` (its last proof): nobody renews it any more, and it runs
+    /// out like a crashed holder's. Only its holder writes it.
+    pub(crate) async fn leave_unit(&self, id: &str, expires_at: i64) -> Result<()> {
+        self.coll
+            .update_one(
+                doc! { "_id": id },
+                doc! { "$set": { "unit": "", "expires_at": expires_at } },
+            )
             .await
             .map_err(errors::map)?;
-        Ok(result.matched_count == 1)
+        Ok(())
     }
 
     /// Draws a fencing token for `name` (a semaphore of `limit`) above
@@ -523,7 +694,7 @@ impl Ledger {
         for attempt in 0..TICKET_RETRIES {
             if seen_at.elapsed() > FRESHNESS {
                 // Too old to act on: read the ticket ledger again first.
-                let newest = self.newest(name, TICKET_SLOT).await?;
+                let newest = self.newest(name, TICKET_SLOT, None).await?;
                 seen = newest.map_or(seen, |n| n.gen.max(seen));
             }
             let ticket = Generation {
@@ -534,6 +705,7 @@ impl Ledger {
                 expires_at: 0,
                 released: true,
                 token: seen + 1,
+                unit: String::new(),
             };
             if self.insert(name, &ticket, "").await? {
                 return Ok(ticket.gen);
@@ -541,7 +713,7 @@ impl Ledger {
             crate::backends::retry::race_backoff(attempt).await;
             seen_at = Instant::now();
             seen = self
-                .newest(name, TICKET_SLOT)
+                .newest(name, TICKET_SLOT, Some(seen + 1))
                 .await?
                 .map_or(seen + 1, |newest| newest.gen.max(seen + 1));
         }
@@ -551,9 +723,22 @@ impl Ledger {
     }
 
     /// Book-keeping after generation `gen` of `slot` was taken (best effort):
-    /// move the head hint, then schedule generation `gen - 2` for deletion
-    /// [`GC_DELAY`] from now.
+    /// schedule generation `gen - 2` for deletion [`GC_DELAY`] from now, and
+    /// every [`HEAD_EVERY`] generations move the head hint. A generation
+    /// the head may name is deleted only once the head moved past it, so
+    /// the head names an existing generation unless a delayed writer set
+    /// it back.
     pub(crate) async fn advance(&self, name: &str, slot: i32, gen: i64) {
+        let due = || Instant::now() + GC_DELAY;
+        if gen > 2 && !is_head_position(gen - 2) {
+            // A full backlog leaves the document in place: garbage, not harm.
+            let _ = self
+                .collector
+                .try_send((due(), doc_id(name, slot, gen - 2)));
+        }
+        if !is_head_position(gen) {
+            return;
+        }
         let head = self
             .coll
             .update_one(
@@ -567,10 +752,13 @@ impl Ledger {
             tracing::debug!(%error, name, "moving a lock's head failed");
             return;
         }
-        if gen > 2 {
-            let due = Instant::now() + GC_DELAY;
-            // A full backlog leaves the document in place: garbage, not harm.
-            let _ = self.collector.try_send((due, doc_id(name, slot, gen - 2)));
+        // The earlier head positions, kept until now.
+        for previous in (gen - HEAD_EVERY - 1).max(1)..=gen - 2 {
+            if is_head_position(previous) {
+                let _ = self
+                    .collector
+                    .try_send((due(), doc_id(name, slot, previous)));
+            }
         }
     }
 }
@@ -582,117 +770,5 @@ async fn collect(coll: Collection<Document>, mut due: mpsc::Receiver<(Instant, S
         if let Err(error) = coll.delete_one(doc! { "_id": &id }).await {
             tracing::debug!(%error, id, "collecting an old lock generation failed");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn generation(slot: i32, gen: i64, limit: u32, expires_at: i64, released: bool) -> Generation {
-        Generation {
-            id: doc_id("n", slot, gen),
-            slot,
-            gen,
-            limit,
-            expires_at,
-            released,
-            token: gen,
-        }
-    }
-
-    #[test]
-    fn ids_sort_by_generation() {
-        assert!(doc_id("a", 0, 9) < doc_id("a", 0, 10));
-        assert_eq!(doc_id("a/b", 2, 7), "a/b/2/00000000000000000007");
-    }
-
-    #[test]
-    fn free_lock_takes_generation_one() {
-        let plan = Survey::default().plan(1, 1000, |_| 0);
-        assert_eq!(
-            plan,
-            Plan::Take {
-                slot: 0,
-                gen: 1,
-                replaces: None
-            }
-        );
-    }
-
-    #[test]
-    fn newest_generation_decides() {
-        let survey = Survey::from_generations([
-            generation(0, 3, 1, 5000, false),
-            generation(0, 2, 1, 9000, false),
-            generation(TICKET_SLOT, 4, 0, 0, true),
-        ]);
-        assert_eq!(survey.newest[&0].gen, 3);
-        assert_eq!(survey.newest_ticket, 4);
-        assert_eq!(
-            survey.plan(1, 1000, |_| 0),
-            Plan::Busy {
-                wake_at: Some(5000 + EXPIRY_ALLOWANCE_MS)
-            }
-        );
-    }
-
-    #[test]
-    fn released_and_expired_slots_are_free() {
-        let released = Survey::from_generations([generation(0, 3, 1, 5000, true)]);
-        assert_eq!(
-            released.plan(1, 1000, |_| 0),
-            Plan::Take {
-                slot: 0,
-                gen: 4,
-                replaces: None
-            }
-        );
-        let expired = Survey::from_generations([generation(0, 3, 1, 5000, false)]);
-        // Still live within the allowance, free after it.
-        assert!(matches!(expired.plan(1, 5000, |_| 0), Plan::Busy { .. }));
-        let later = 5000 + EXPIRY_ALLOWANCE_MS;
-        assert_eq!(
-            expired.plan(1, later, |_| 0),
-            Plan::Take {
-                slot: 0,
-                gen: 4,
-                replaces: Some(generation(0, 3, 1, 5000, false))
-            }
-        );
-    }
-
-    #[test]
-    fn the_newest_ticket_carries_its_limit() {
-        let survey = Survey::from_generations([
-            generation(TICKET_SLOT, 7, 5, 0, true),
-            generation(TICKET_SLOT, 6, 2, 0, true),
-        ]);
-        assert_eq!((survey.newest_ticket, survey.ticket_limit), (7, 5));
-        // Tickets are never live holders.
-        assert_eq!(survey.other_limit(1, 0), None);
-    }
-
-    #[test]
-    fn semaphores_pick_among_free_slots_and_refuse_other_limits() {
-        let survey = Survey::from_generations([generation(1, 5, 3, 9000, false)]);
-        assert_eq!(
-            survey.plan(3, 1000, |n| n - 1),
-            Plan::Take {
-                slot: 2,
-                gen: 1,
-                replaces: None
-            }
-        );
-        assert_eq!(survey.plan(2, 1000, |_| 0), Plan::Mismatch { existing: 3 });
-        // An idle lock takes any limit.
-        assert_eq!(
-            survey.plan(2, 99_999, |_| 0),
-            Plan::Take {
-                slot: 0,
-                gen: 1,
-                replaces: None
-            }
-        );
     }
 }

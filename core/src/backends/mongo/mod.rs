@@ -1,54 +1,66 @@
 //! `mongodb://…`: locks on MongoDB and every MongoDB-wire server (FerretDB,
 //! DocumentDB, Cosmos DB's Mongo API), safe because exclusion rests only on
-//! unique `_id` inserts ([`ledger`]). Waiters wake on other clients' events
-//! through a tailable cursor on a capped collection ([`events`]) or at the
+//! unique `_id` inserts ([`ledger`]): a take and a release are each one
+//! insert. Waiters wake on releases, told by this process at once or by
+//! other clients' events through a tailable cursor on a capped collection
+//! ([`events`]), one waiter per freed slot ([`waiters`]), or at the
 //! earliest holder expiry, never on a fixed poll. Expiry is judged on the
 //! server's clock ([`clock`]).
 //!
-//! Each lease is renewed with its own write (a document per lease), and its
-//! loss shows as an `expired` event naming it or as a failed renewal.
+//! Each lease has its document, naming its client's renewal unit (one per
+//! TTL); a renewal is two requests per unit, whatever the lease count:
+//! extend the unit's session and read the unit's end records
+//! ([`sessions`]). A lease's loss shows as an end record, an `expired`
+//! event naming it, or a renewal that came too late.
 
+mod acquire;
 mod clock;
 mod config;
 mod errors;
 mod events;
 mod inspect;
+mod known;
 mod ledger;
+mod plan;
+mod sessions;
+mod waiters;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use mongodb::options::{ClientOptions, CollectionOptions, ReadConcern, WriteConcern};
-use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 pub use config::MongoConfig;
 
 use self::clock::ServerClock;
-use self::events::EventLog;
-use self::ledger::{doc_id, Generation, Ledger, Plan};
+use self::events::{EventLog, Published};
+use self::known::NameKey;
+use self::ledger::{IdReads, Ledger};
+use self::plan::Generation;
+use self::sessions::Sessions;
 use crate::backend::{
-    AcquireRequest, Attempt, Backend, Capabilities, ChangeMarker, Grant, RenewOutcome,
+    AcquireRequest, Acquisition, Attempt, Backend, Capabilities, ChangeMarker, Grant, LeaseEnd,
+    RenewOutcome, WaitSignals,
 };
-use crate::backends::retry::{race_backoff, random_u64};
 use crate::error::{Error, Result};
 use crate::lock_events::LockEventKind;
 
-/// How many lost insert races one attempt tolerates before it waits.
-const RACE_RETRIES: u32 = 8;
-/// Most leases renewed by one batch of requests.
-const RENEW_BATCH: usize = 500;
+/// How often a client sweeps old sessions and end records.
+const SWEEP_EVERY: Duration = Duration::from_secs(10 * 60);
 
 /// The private part of a Mongo grant.
 struct MongoGrant {
-    id: String,
-    slot: i32,
-    gen: i64,
-    /// Renewals and the release of one lease never overlap: FerretDB applies
-    /// updates as read-modify-write, so overlapping writes to one document
-    /// could undo each other.
-    writes: tokio::sync::Mutex<()>,
+    /// The lease's generation as inserted.
+    generation: Generation,
+}
+
+impl MongoGrant {
+    fn new(generation: Generation) -> Self {
+        MongoGrant { generation }
+    }
 }
 
 /// The `mongodb://` backend.
@@ -56,6 +68,13 @@ pub struct MongoBackend {
     ledger: Ledger,
     events: Arc<EventLog>,
     clock: ServerClock,
+    /// This client's part of its renewal units' names.
+    client_id: String,
+    /// Per renewal unit, the session expiry its last renewal wrote (server
+    /// ms): an abandoned lease keeps it as its own.
+    proven: Mutex<HashMap<String, i64>>,
+    /// When this client last swept old sessions.
+    swept: Mutex<Option<Instant>>,
 }
 
 impl MongoBackend {
@@ -74,13 +93,18 @@ impl MongoBackend {
         let client = mongodb::Client::with_options(options).map_err(errors::map)?;
         let db = client.database(&config.database);
         let (clock, _hello) = ServerClock::measure(&db).await?;
-        let locks = db.collection_with_options(
-            &config.collection,
+        let majority = || {
             CollectionOptions::builder()
                 .read_concern(ReadConcern::majority())
-                .build(),
-        );
-        let ledger = Ledger::new(locks);
+                .build()
+        };
+        let locks = db.collection_with_options(&config.collection, majority());
+        let sessions = db.collection_with_options(&config.sessions_collection(), majority());
+        let info = db
+            .run_command(mongodb::bson::doc! { "buildInfo": 1 })
+            .await
+            .map_err(errors::map)?;
+        let ledger = Ledger::new(locks, Sessions::new(sessions), IdReads::for_server(&info));
         ledger.ensure_index().await?;
         let key = (
             config.driver_url.expose().to_string(),
@@ -92,198 +116,89 @@ impl MongoBackend {
             ledger,
             events,
             clock,
+            client_id: format!("{:016x}", crate::backends::retry::random_u64()),
+            proven: Mutex::default(),
+            swept: Mutex::default(),
         })
     }
 
-    /// One pass: survey, then try to insert the chosen generation.
-    async fn attempt(&self, request: &AcquireRequest) -> Result<Option<Attempt>> {
-        if request.limit > ledger::MAX_LIMIT {
-            return Err(Error::invalid(format!(
-                "the MongoDB backend serves semaphores of up to {} holders, not {}",
-                ledger::MAX_LIMIT,
-                request.limit
-            )));
-        }
-        let version = self.events.version(&request.name);
-        let surveyed = Instant::now();
-        let survey = self.ledger.survey(&request.name, request.limit).await?;
-        let now = self.clock.now_ms();
-        let (slot, gen, replaces) =
-            match survey.plan(request.limit, now, |n| (random_u64() % n as u64) as usize) {
-                Plan::Mismatch { existing } => {
-                    return Err(Error::LimitMismatch {
-                        name: request.name.clone(),
-                        requested: request.limit,
-                        existing: Some(existing),
-                    })
-                }
-                Plan::Busy { wake_at } => {
-                    return Ok(Some(Attempt::Busy(ChangeMarker {
-                        version,
-                        retry_after: wake_at
-                            .map(|at| Duration::from_millis(at.saturating_sub(now).max(1) as u64)),
-                    })))
-                }
-                Plan::Take {
-                    slot,
-                    gen,
-                    replaces,
-                } => (slot, gen, replaces),
-            };
-        let ticket = if request.limit == 1 {
-            None
-        } else {
-            let drawn = self.ledger.draw_ticket(
-                &request.name,
-                request.limit,
-                survey.newest_ticket,
-                surveyed,
-            );
-            Some(drawn.await?)
-        };
-        let token = ticket.unwrap_or(gen);
-        if surveyed.elapsed() > ledger::FRESHNESS {
-            return Ok(None); // the plan is too old to act on; survey again
-        }
-        let ttl_ms = request.ttl.as_millis() as i64;
-        let generation = Generation {
-            id: doc_id(&request.name, slot, gen),
-            slot,
-            gen,
-            limit: request.limit,
-            expires_at: self.clock.now_ms() + ttl_ms,
-            released: false,
-            token,
-        };
-        if !self
-            .ledger
-            .insert(&request.name, &generation, &request.value)
-            .await?
-        {
-            return Ok(None); // someone else took this generation
-        }
-        let (overtaken, raced) = tokio::join!(
-            self.ledger.newer_exists(&request.name, slot, gen),
-            self.ledger.raced_limit(
-                &request.name,
-                request.limit,
-                survey.newest_ticket,
-                ticket,
-                || self.clock.now_ms()
-            )
-        );
-        if overtaken? {
-            // We read an old state; a newer generation already exists.
-            self.ledger.mark_released(&generation.id).await?;
-            return Ok(None);
-        }
-        if let Some(existing) = raced? {
-            // Someone took the lock with another limit at the same time.
-            self.ledger.mark_released(&generation.id).await?;
-            return Err(Error::LimitMismatch {
-                name: request.name.clone(),
-                requested: request.limit,
-                existing: Some(existing),
-            });
-        }
-        if let Some(expired) = &replaces {
-            self.events
-                .publish(
-                    &request.name,
-                    LockEventKind::Expired,
-                    &expired.id,
-                    expired.token,
-                )
-                .await;
-        }
-        self.events
-            .publish(
-                &request.name,
-                LockEventKind::Acquired,
-                &generation.id,
-                token,
-            )
-            .await;
-        // Head hints and garbage collection are off the caller's path.
-        let (ledger, name, semaphore) =
-            (self.ledger.clone(), request.name.clone(), request.limit > 1);
-        crate::runtime::spawn(async move {
-            ledger.advance(&name, slot, gen).await;
-            if semaphore {
-                ledger.advance(&name, ledger::TICKET_SLOT, token).await;
-            }
-        });
-        Ok(Some(Attempt::Acquired(Grant {
-            name: request.name.clone(),
-            limit: request.limit,
-            holder: generation.id.clone(),
-            fencing_token: u64::try_from(token).ok(),
-            ttl: request.ttl,
-            proven_until: None,
-            // One batched renewal for every lease of this client with this TTL.
-            renewal_unit: Some(format!("mongodb-ttl-{}", request.ttl.as_millis())),
-            detail: Arc::new(MongoGrant {
-                id: generation.id,
-                slot,
-                gen,
-                writes: tokio::sync::Mutex::new(()),
-            }),
-        })))
+    /// The renewal unit of this client's leases with `ttl`.
+    fn unit(&self, ttl: Duration) -> String {
+        sessions::unit_name(&self.client_id, ttl)
     }
 
-    /// Renews a batch of leases (one TTL) in three requests: which are still
-    /// unreleased, extend those, and whether a newer generation took any
-    /// slot over. Holds every lease's write lock throughout, so no release
-    /// interleaves (only a holder writes its document).
-    async fn renew_batch(&self, grants: &[Arc<Grant>]) -> Result<Vec<RenewOutcome>> {
-        let details: Vec<&MongoGrant> = grants.iter().map(|g| g.detail::<MongoGrant>()).collect();
-        let mut writing = Vec::with_capacity(details.len());
-        for detail in &details {
-            writing.push(detail.writes.lock().await);
+    fn proven(&self) -> MutexGuard<'_, HashMap<String, i64>> {
+        self.proven.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How this process's knowledge and waiters name `name`.
+    fn key(&self, name: &str) -> NameKey {
+        (self.ledger.collection().to_string(), name.to_string())
+    }
+
+    /// Releases `held` (one insert: its release marker), tells this
+    /// process's waiters at once and publishes the release. False when the
+    /// slot had moved on (released or taken over already).
+    async fn release_generation(&self, name: &str, held: &Generation) -> Result<bool> {
+        if !self.ledger.release(name, held).await? {
+            return Ok(false);
         }
-        let ids: Vec<String> = details.iter().map(|d| d.id.clone()).collect();
-        let unreleased = self.ledger.present(&ids, true).await?;
-        let live: Vec<String> = ids
-            .iter()
-            .filter(|id| unreleased.contains(*id))
-            .cloned()
-            .collect();
-        let ttl = grants.first().map_or(Duration::ZERO, |g| g.ttl);
+        let marker = held.marker();
+        self.events.released_here(&self.key(name), &marker);
+        self.events.publish(Published {
+            coll: self.ledger.collection(),
+            name,
+            kind: LockEventKind::Released,
+            holder: &held.id,
+            token: held.token,
+            generation: &marker,
+        });
+        Ok(true)
+    }
+
+    /// Renews the leases of one renewal unit in two requests, whatever
+    /// their count: extend the unit's session, then read its end records.
+    async fn renew_unit(
+        &self,
+        unit: &str,
+        ttl: Duration,
+        grants: &[Arc<Grant>],
+    ) -> Result<Vec<RenewOutcome>> {
+        let sessions = &self.ledger.sessions;
         let expires_at = self.clock.now_ms() + ttl.as_millis() as i64;
-        self.ledger.extend_all(&live, expires_at).await?;
-        let successors: Vec<String> = grants
-            .iter()
-            .zip(&details)
-            .map(|(g, d)| doc_id(&g.name, d.slot, d.gen + 1))
-            .collect();
-        let taken = self.ledger.present(&successors, false).await?;
+        sessions.renew(unit, expires_at).await?;
+        self.proven().insert(unit.to_string(), expires_at);
+        let ended = sessions.ended(unit).await?;
+        if !ended.is_empty() {
+            // Read once is enough: the outcomes below report them.
+            let (sessions, read) = (sessions.clone(), ended.keys().cloned().collect::<Vec<_>>());
+            crate::runtime::spawn(async move { sessions.forget_ends(&read).await });
+        }
+        self.sweep_now_and_then();
         Ok(grants
             .iter()
-            .zip(ids.iter().zip(&successors))
-            .map(|(grant, (id, successor))| {
-                if !unreleased.contains(id) {
-                    RenewOutcome::Lost {
-                        reason: "the lease's document was released or removed".into(),
-                    }
-                } else if taken.contains(successor) {
-                    RenewOutcome::Lost {
-                        reason: "the lease expired and another holder took its slot".into(),
-                    }
-                } else {
-                    RenewOutcome::Renewed { ttl: grant.ttl }
-                }
+            .map(|grant| match ended.get(&grant.holder) {
+                Some(true) => RenewOutcome::Lost {
+                    reason: "another client (an operator) released the lease".into(),
+                },
+                Some(false) => RenewOutcome::Lost {
+                    reason: "the lease expired and another holder took its slot".into(),
+                },
+                None => RenewOutcome::Renewed { ttl: grant.ttl },
             })
             .collect())
     }
 
-    /// Checks, after a write to a lease's own document, that nobody took
-    /// its slot over; the outcome for a renewal.
-    async fn still_ours(&self, grant: &Grant, detail: &MongoGrant) -> Result<Option<String>> {
-        Ok(self
-            .ledger
-            .newer_exists(&grant.name, detail.slot, detail.gen)
-            .await?
-            .then(|| "the lease expired and another holder took its slot".to_string()))
+    /// Sweeps old sessions and end records, at most every [`SWEEP_EVERY`]
+    /// per client, off the caller's path.
+    fn sweep_now_and_then(&self) {
+        let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+        if swept.is_some_and(|at| at.elapsed() < SWEEP_EVERY) {
+            return;
+        }
+        *swept = Some(Instant::now());
+        let (sessions, now) = (self.ledger.sessions.clone(), self.clock.now_ms());
+        crate::runtime::spawn(async move { sessions.sweep(now).await });
     }
 }
 
@@ -308,40 +223,94 @@ impl Backend for MongoBackend {
         }
     }
 
-    async fn try_acquire(&self, request: &AcquireRequest) -> Result<Attempt> {
-        for attempt in 0..RACE_RETRIES {
-            if let Some(outcome) = self.attempt(request).await? {
-                return Ok(outcome);
-            }
-            race_backoff(attempt).await;
-        }
-        // Heavy contention: wait for the next event, then try again.
-        Ok(Attempt::Busy(ChangeMarker {
-            version: self.events.version(&request.name),
-            retry_after: Some(Duration::from_millis(50)),
-        }))
+    async fn acquire(
+        &self,
+        request: &AcquireRequest,
+        until: Option<Instant>,
+        signals: &mut WaitSignals<'_>,
+    ) -> Result<Acquisition> {
+        acquire::acquire(self, request, until, signals).await
     }
 
+    fn has_own_acquire(&self) -> bool {
+        true
+    }
+
+    async fn try_acquire(&self, request: &AcquireRequest) -> Result<Attempt> {
+        Ok(match acquire::try_once(self, request).await? {
+            Some((grant, _sent)) => Attempt::Acquired(grant),
+            None => Attempt::Busy(ChangeMarker::default()),
+        })
+    }
+
+    /// Only for callers of the trait's parts: [`Backend::acquire`] waits on
+    /// its own. Returns at this process's next turn on the name (a release
+    /// or a recheck time), or at `until`.
     async fn wait_for_change(
         &self,
         request: &AcquireRequest,
         marker: ChangeMarker,
         until: Option<Instant>,
     ) -> Result<()> {
-        let expiry = marker.retry_after.map(|after| Instant::now() + after);
-        let wake = [until, expiry].into_iter().flatten().min();
-        self.events
-            .wait_past(&request.name, marker.version, wake)
-            .await;
+        let (waiter, _) = self.events.waiters.join(&self.key(&request.name));
+        let soon = Instant::now() + marker.retry_after.unwrap_or(request.ttl);
+        waiter.next_turn(until, soon).await;
         Ok(())
     }
 
     async fn renew(&self, grants: &[Arc<Grant>]) -> Result<Vec<RenewOutcome>> {
-        let mut outcomes = Vec::with_capacity(grants.len());
-        for batch in grants.chunks(RENEW_BATCH) {
-            outcomes.extend(self.renew_batch(batch).await?);
+        // The keeper hands over one unit's leases; group anyway.
+        let mut by_unit: HashMap<(&str, Duration), Vec<usize>> = HashMap::new();
+        for (at, grant) in grants.iter().enumerate() {
+            let unit = grant.detail::<MongoGrant>().generation.unit.as_str();
+            by_unit.entry((unit, grant.ttl)).or_default().push(at);
         }
-        Ok(outcomes)
+        let mut outcomes: Vec<Option<RenewOutcome>> = grants.iter().map(|_| None).collect();
+        for ((unit, ttl), members) in by_unit {
+            let unit_grants: Vec<Arc<Grant>> =
+                members.iter().map(|&at| grants[at].clone()).collect();
+            let renewed = self.renew_unit(unit, ttl, &unit_grants).await?;
+            for (at, outcome) in members.into_iter().zip(renewed) {
+                outcomes[at] = Some(outcome);
+            }
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    fn forget(&self, grant: &Grant, end: LeaseEnd) {
+        self.events.let_go_here(&self.key(&grant.name));
+        let held = grant.detail::<MongoGrant>().generation.clone();
+        match end {
+            // Out of its unit, live until its last proof: it runs out as a
+            // crashed holder's would, though the session lives on.
+            LeaseEnd::Abandoned => {
+                let proven = self.proven().get(&held.unit).copied();
+                let until = proven.unwrap_or(held.expires_at).max(held.expires_at);
+                let ledger = self.ledger.clone();
+                crate::runtime::spawn(async move {
+                    if let Err(error) = ledger.leave_unit(&held.id, until).await {
+                        tracing::warn!(%error, "taking an abandoned lease out of its renewal unit failed");
+                    }
+                });
+            }
+            // Lost here (unproven in time) while its session may live on:
+            // free it, unless someone took it already.
+            LeaseEnd::Lost => {
+                let (ledger, events, key) = (
+                    self.ledger.clone(),
+                    self.events.clone(),
+                    self.key(&grant.name),
+                );
+                let name = grant.name.clone();
+                crate::runtime::spawn(async move {
+                    match ledger.release(&name, &held).await {
+                        Ok(true) => events.released_here(&key, &held.marker()),
+                        Ok(false) => {}
+                        Err(error) => tracing::debug!(%error, "freeing a lost lease failed"),
+                    }
+                });
+            }
+        }
     }
 
     async fn status(&self, name: &str) -> Result<crate::inspect::LockStatus> {
@@ -362,44 +331,25 @@ impl Backend for MongoBackend {
 
     async fn release(&self, grant: &Grant) -> Result<()> {
         let detail = grant.detail::<MongoGrant>();
-        let _writing = detail.writes.lock().await;
-        let lost = |reason: &str| Error::Lost {
+        let released = self
+            .release_generation(&grant.name, &detail.generation)
+            .await?;
+        // Released or found lost: either way no longer held here.
+        self.events.let_go_here(&self.key(&grant.name));
+        if released {
+            return Ok(());
+        }
+        Err(Error::Lost {
             name: grant.name.clone(),
-            reason: reason.to_string(),
-        };
-        // Check first: once marked released, the slot is free and a waiter
-        // may rightly take it before a later check could run.
-        if let Some(reason) = self.still_ours(grant, detail).await? {
-            return Err(lost(&reason));
-        }
-        if !self.ledger.mark_released(&detail.id).await? {
-            return Err(lost("the lease's document was released or removed"));
-        }
-        self.events
-            .publish(
-                &grant.name,
-                LockEventKind::Released,
-                &detail.id,
-                grant.fencing_token.unwrap_or(0) as i64,
-            )
-            .await;
-        Ok(())
+            reason: "the lease expired and another holder took its slot, or an operator \
+                     released it"
+                .into(),
+        })
     }
 
     async fn watch(&self, grant: &Grant) -> String {
-        let mut events = self.events.subscribe();
-        loop {
-            match events.recv().await {
-                Ok(event)
-                    if event.kind == LockEventKind::Expired && event.holder == grant.holder =>
-                {
-                    return "the lease expired and another holder took its slot".into()
-                }
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                // The log is gone with the client; renewals decide from here.
-                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
-            }
-        }
+        self.events.expired(&grant.holder).await;
+        "the lease expired and another holder took its slot".into()
     }
 
     fn lock_events(&self, _prefix: &str) -> Option<crate::LockFeed> {
