@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The benchmark harness, one command: starts the real servers
 # (tests/with-servers.sh), runs polylock's scenarios (core/benches/
-# scenarios.rs: memory://, Consul, FerretDB and, when its server binary is
-# there, LDLM, each with its raw floor) and the peers side by side in the
+# scenarios.rs: memory://, Consul, FerretDB on its PostgreSQL storage
+# handler (backend "mongodb") and on its SQLite one ("mongodb-sqlite") and,
+# when its server binary is there, LDLM, each with its raw floor) and the
+# peers side by side in the
 # same run — HashiCorp's Go api.Lock and api.Semaphore
 # (bench/peers/consul-go), mongodb-lock from npm (bench/peers/mongodb-lock;
 # mongo-dlock needs TTL indexes, which FerretDB v1 lacks) and py-ldlm from
@@ -43,28 +45,37 @@ export POLYLOCK_LDLM_LOG_LEVEL="${POLYLOCK_LDLM_LOG_LEVEL:-warn}"
 export POLYLOCK_BENCH_VENV="$venv"
 bash tests/with-servers.sh bash -c '
   set -euo pipefail
-  urls=(memory://bench "$POLYLOCK_TEST_CONSUL_URL" "$POLYLOCK_TEST_FERRETDB_URL")
+  # LABEL=URL: the label names the backend in the report (empty: named
+  # after the URL scheme).
+  runs=("=memory://bench" "=$POLYLOCK_TEST_CONSUL_URL" "mongodb=$POLYLOCK_TEST_FERRETDB_URL"
+    "mongodb-sqlite=$POLYLOCK_TEST_FERRETDB_SQLITE_URL")
   if [ -n "${POLYLOCK_TEST_LDLM_URL:-}" ]; then
-    urls+=("$POLYLOCK_TEST_LDLM_URL")
+    runs+=("=$POLYLOCK_TEST_LDLM_URL")
   else
     echo "bench/run.sh: LDLM skipped (no LDLM server binary: see README \"LDLM\")" >&2
   fi
+  scenarios() { # SCENARIOS LABEL=URL
+    local label=${2%%=*}
+    env POLYLOCK_BENCH_SCENARIOS="$1" ${label:+POLYLOCK_BENCH_BACKEND="$label"} \
+      cargo bench -q --locked -p polylock --bench scenarios -- "${2#*=}"
+  }
   # The leases scenario last and in a process of its own (a fresh heap for
   # the memory-per-lease figure; thousands of leases left behind no longer
   # weigh on the other figures).
-  for url in "${urls[@]}"; do
-    POLYLOCK_BENCH_SCENARIOS=latency,contended \
-      cargo bench -q --locked -p polylock --bench scenarios -- "$url"
+  for run in "${runs[@]}"; do
+    scenarios latency,contended "$run"
   done
   "$POLYLOCK_BENCH_OUT/consul-go" -addr "${POLYLOCK_TEST_CONSUL_URL#consul://}" \
     -iterations "${POLYLOCK_BENCH_ITERATIONS:-200}" -seconds "${POLYLOCK_BENCH_SECONDS:-5}" \
     -json "$POLYLOCK_BENCH_JSON"
   node bench/peers/mongodb-lock/bench.js "$POLYLOCK_TEST_FERRETDB_URL"
+  POLYLOCK_BENCH_BACKEND=mongodb-sqlite \
+    node bench/peers/mongodb-lock/bench.js "$POLYLOCK_TEST_FERRETDB_SQLITE_URL"
   if [ -n "${POLYLOCK_TEST_LDLM_URL:-}" ]; then
     "$POLYLOCK_BENCH_VENV/bin/python" bench/peers/py-ldlm/bench.py "$POLYLOCK_TEST_LDLM_URL"
   fi
-  for url in "${urls[@]}"; do
-    POLYLOCK_BENCH_SCENARIOS=leases cargo bench -q --locked -p polylock --bench scenarios -- "$url"
+  for run in "${runs[@]}"; do
+    scenarios leases "$run"
   done
 '
 "$venv/bin/python" bench/report.py "$POLYLOCK_BENCH_JSON" "$out"

@@ -17,6 +17,9 @@
 //!   distinct names from 64 tasks. On Consul also the Raft writes per
 //!   acquisition with 1, 16 and 64 contenders of one client (the agent's
 //!   `applied_index` before and after: flat at 2 when waiters cost nothing);
+//!   on MongoDB also the requests per handoff (at a proxy) among 1, 16 and
+//!   64 waiters of one client (tests/support/handoffs.rs: flat when a
+//!   release wakes one waiter);
 //! - 10,000 leases held by one client: the time to take them, the requests
 //!   it sends per minute while only holding (counted by a proxy,
 //!   tests/support/counting_proxy.rs), resident memory per lease, leases lost.
@@ -29,11 +32,11 @@
 //! Run the `leases` scenario in a process of its own for a meaningful
 //! memory-per-lease figure (bench/run.sh does; see `POLYLOCK_BENCH_SCENARIOS`).
 //! Prints one line per figure; with `POLYLOCK_BENCH_JSON=FILE` also appends
-//! them to FILE as JSON lines (`backend`, `subject`, `metric`, `value`).
+//! them to FILE as JSON lines (`backend`, `subject`, `metric`, `value`;
+//! `POLYLOCK_BENCH_BACKEND` overrides the backend's label).
 //! Knobs: `POLYLOCK_BENCH_ITERATIONS` (latency samples, default 200),
 //! `POLYLOCK_BENCH_SECONDS` (throughput window, default 5),
-//! `POLYLOCK_BENCH_LEASES` (default 10 000; `POLYLOCK_BENCH_MONGO_LEASES`,
-//! default 1 000, on MongoDB), `POLYLOCK_BENCH_RENEW_WINDOW`
+//! `POLYLOCK_BENCH_LEASES` (default 10 000), `POLYLOCK_BENCH_RENEW_WINDOW`
 //! (seconds of counting renewals, default 30), `POLYLOCK_BENCH_HANDOFF_SETTLE_MS`
 //! (where the server waits, the pause between the waiter's call going out
 //! and the release, default 10). With `POLYLOCK_TEST_LDLM_LOG` naming the
@@ -45,6 +48,12 @@
 mod counting_proxy;
 #[path = "support/floors.rs"]
 mod floors;
+#[path = "../tests/support/handoffs.rs"]
+mod handoffs;
+#[path = "../tests/support/many_leases.rs"]
+mod many_leases;
+#[path = "../tests/support/own_collection.rs"]
+mod own_collection;
 #[path = "support/stats.rs"]
 mod stats;
 
@@ -82,8 +91,12 @@ fn knob(name: &str, default: u64) -> u64 {
 }
 
 /// `memory`, `consul`, `mongodb` or `ldlm`, from the URL's scheme (TLS
-/// schemes report as their backend's name).
+/// schemes report as their backend's name), unless `POLYLOCK_BENCH_BACKEND`
+/// names it (one backend on two servers: FerretDB's storage handlers).
 fn backend(url: &str) -> String {
+    if let Ok(label) = std::env::var("POLYLOCK_BENCH_BACKEND") {
+        return label;
+    }
     match url.split("://").next().unwrap_or(url) {
         "consul+https" => "consul".into(),
         "ldlms" => "ldlm".into(),
@@ -170,15 +183,21 @@ async fn run(url: &str) {
         }
         let rate = distinct_names(url, 1000, 64, window).await;
         emit(&b, "polylock", "throughput_1000_names_per_s", rate);
+        if url.starts_with("mongodb") {
+            // Requests (at a proxy) per handoff among one client's waiters.
+            for waiters in [1, 16, 64] {
+                let per_handoff = handoffs::requests_per_handoff(url, waiters).await;
+                emit(
+                    &b,
+                    "polylock",
+                    &format!("requests_per_handoff_{waiters}_waiters"),
+                    per_handoff,
+                );
+            }
+        }
     }
     if wanted("leases") {
-        let leases = if b == "mongodb" {
-            // One document (and ~3 requests per renewal) per lease: FerretDB's
-            // SQLite storage serialises writes and cannot keep 10 000 alive.
-            knob("POLYLOCK_BENCH_MONGO_LEASES", 1_000)
-        } else {
-            knob("POLYLOCK_BENCH_LEASES", 10_000)
-        };
+        let leases = knob("POLYLOCK_BENCH_LEASES", 10_000);
         many_leases(url, &b, leases as usize).await;
     }
 }
@@ -527,6 +546,13 @@ fn resident_bytes() -> u64 {
 /// `leases` leases held by one client (through a counting proxy where the
 /// backend is a server): requests per minute while holding, memory per lease.
 async fn many_leases(url: &str, b: &str, leases: usize) {
+    // On MongoDB its names stay out of the collection later rows use.
+    const COLLECTION: &str = "polylock_bench_leases";
+    let mongo = url.starts_with("mongodb");
+    let url = &match mongo {
+        true => own_collection::own_collection(url, COLLECTION),
+        false => url.to_string(),
+    };
     let (client_url, proxy) = match proxied(url).await {
         Some((proxied, proxy)) => (proxied, Some(proxy)),
         None => (url.to_string(), None),
@@ -535,23 +561,7 @@ async fn many_leases(url: &str, b: &str, leases: usize) {
     let before = resident_bytes();
     let client = Client::connect(&client_url).await.unwrap();
     let acquired = Instant::now();
-    let held: Vec<_> = futures_util::future::join_all((0..16).map(|t| {
-        let (client, prefix) = (client.clone(), prefix.clone());
-        async move {
-            let mut mine = Vec::new();
-            for i in (t..leases).step_by(16) {
-                let lock = client
-                    .lock(&format!("{prefix}/{i}"), LockOptions::mutex())
-                    .unwrap();
-                mine.push(lock.try_acquire().await.unwrap().expect("free name"));
-            }
-            mine
-        }
-    }))
-    .await
-    .into_iter()
-    .flatten()
-    .collect();
+    let held = many_leases::take_many(&client, &prefix, leases, LockOptions::mutex()).await;
     let took = acquired.elapsed();
     let per_lease = resident_bytes().saturating_sub(before) as f64 / leases as f64;
     emit(
@@ -600,6 +610,10 @@ async fn many_leases(url: &str, b: &str, leases: usize) {
     let lost = held.iter().filter(|l| !l.is_held()).count();
     emit(b, "polylock", &format!("{leases}_leases_lost"), lost as f64);
     futures_util::future::join_all(held.iter().map(|l| l.release())).await;
+    if mongo {
+        drop((held, client));
+        own_collection::drop_own_collection(url, COLLECTION).await;
+    }
 }
 
 /// `"msg":"Renew request"` lines in an LDLM server's log after byte `offset`.

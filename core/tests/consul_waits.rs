@@ -8,6 +8,8 @@
 //! Needs `POLYLOCK_TEST_CONSUL_URL` (`tests/with-servers.sh` sets it; in CI
 //! a missing one fails the test).
 
+#[path = "support/counted_client.rs"]
+mod counted_client;
 #[path = "support/counting_proxy.rs"]
 mod counting_proxy;
 #[path = "support/env.rs"]
@@ -17,9 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use counting_proxy::{CountingProxy, Counts};
-use polylock::{Client, ClientOptions, Event, Lease, LockOptions};
-use tokio::sync::mpsc;
+use counted_client::{counted, events};
+use counting_proxy::Counts;
+use polylock::{Client, Event, Lease, LockOptions};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -34,37 +36,6 @@ fn unique(base: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// A client through a counting proxy, with its events.
-async fn counted(url: &str) -> (Client, CountingProxy, mpsc::UnboundedReceiver<Event>) {
-    let (proxied, proxy) = CountingProxy::in_front_of(url)
-        .await
-        .expect("a consul:// URL the proxy can stand in front of");
-    let (tx, rx) = mpsc::unbounded_channel();
-    let options = ClientOptions::new(&proxied).observer(Arc::new(move |event: &Event| {
-        let _ = tx.send(event.clone());
-    }));
-    let client = Client::from_options(options).await.expect("consul answers");
-    (client, proxy, rx)
-}
-
-/// Waits (bounded) until `count` events `pick` accepts have arrived.
-async fn events(
-    events: &mut mpsc::UnboundedReceiver<Event>,
-    count: usize,
-    pick: impl Fn(&Event) -> bool,
-) {
-    tokio::time::timeout(WAIT, async {
-        let mut seen = 0;
-        while seen < count {
-            if pick(&events.recv().await.expect("the observer stays")) {
-                seen += 1;
-            }
-        }
-    })
-    .await
-    .expect("the expected events arrived");
 }
 
 /// `waiters` waiters of one client park on a lock a second client holds;

@@ -72,12 +72,15 @@ async fn url_options_choose_database_and_collections() {
     );
 
     lease.release().await.unwrap();
+    // A release is an insert: the next generation, as a release marker.
+    let (slot, gen) = lease.holder().rsplit_once('/').unwrap();
+    let marker = format!("{slot}/{:020}", gen.parse::<i64>().unwrap() + 1);
     let stored = db
         .collection::<Document>("leases")
-        .find_one(doc! { "_id": lease.holder() })
+        .find_one(doc! { "_id": &marker })
         .await
         .unwrap()
-        .unwrap();
+        .expect("the release marker is in the chosen collection");
     assert!(stored.get_bool("released").unwrap());
     raw.database(&database).drop().await.unwrap();
 }

@@ -20,11 +20,13 @@ const iterations = Number(process.env.POLYLOCK_BENCH_ITERATIONS || 200);
 const seconds = Number(process.env.POLYLOCK_BENCH_SECONDS || 5);
 const POLL_MS = 100;
 const SUBJECT = "mongodb-lock";
+// The backend's label in the report: one per FerretDB storage handler.
+const BACKEND = process.env.POLYLOCK_BENCH_BACKEND || "mongodb";
 
 function emit(metric, value) {
-  console.log(`${"mongodb".padEnd(8)} ${SUBJECT.padEnd(22)} ${metric.padEnd(32)} ${value.toFixed(1).padStart(14)}`);
+  console.log(`${BACKEND.padEnd(8)} ${SUBJECT.padEnd(22)} ${metric.padEnd(32)} ${value.toFixed(1).padStart(14)}`);
   if (process.env.POLYLOCK_BENCH_JSON) {
-    const line = JSON.stringify({ backend: "mongodb", subject: SUBJECT, metric, value });
+    const line = JSON.stringify({ backend: BACKEND, subject: SUBJECT, metric, value });
     fs.appendFileSync(process.env.POLYLOCK_BENCH_JSON, line + "\n");
   }
 }

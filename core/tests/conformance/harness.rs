@@ -29,7 +29,7 @@ fn unique() -> String {
 enum Kind {
     Memory { namespace: String },
     Consul { http: String },
-    Mongo { url: String },
+    Mongo,
     Ldlm,
 }
 
@@ -57,9 +57,14 @@ impl Harness {
         })
     }
 
-    /// FerretDB, which CI always runs.
+    /// FerretDB, which CI always runs (on its PostgreSQL storage handler).
     pub fn ferretdb() -> Option<Harness> {
         Self::mongo(server_env("POLYLOCK_TEST_FERRETDB_URL", true)?)
+    }
+
+    /// FerretDB on its SQLite storage handler, which CI also runs.
+    pub fn ferretdb_sqlite() -> Option<Harness> {
+        Self::mongo(server_env("POLYLOCK_TEST_FERRETDB_SQLITE_URL", true)?)
     }
 
     /// A real MongoDB, when one is given.
@@ -78,7 +83,7 @@ impl Harness {
 
     fn mongo(url: String) -> Option<Harness> {
         Some(Harness {
-            kind: Kind::Mongo { url: url.clone() },
+            kind: Kind::Mongo,
             url,
         })
     }
@@ -140,7 +145,7 @@ impl Harness {
             // Reads: the event stream's tailing cursor waits on the server
             // for a bounded time per call, and the driver checks the server
             // every 10 s, so reads grow with time; not counted here.
-            Kind::Mongo { .. } | Kind::Memory { .. } => ParkBudget {
+            Kind::Mongo | Kind::Memory { .. } => ParkBudget {
                 writes: 0,
                 reads: None,
                 reads_per_change: 0,
@@ -155,26 +160,10 @@ impl Harness {
             Kind::Memory { namespace } => {
                 assert!(MemoryStore::named(namespace).revoke(lease.name(), lease.holder()));
             }
-            Kind::Mongo { url } => {
-                use mongodb::bson::doc;
-                let client = mongodb::Client::with_uri_str(url)
-                    .await
-                    .expect("mongodb answers");
-                let locks = client
-                    .database("polylock")
-                    .collection::<mongodb::bson::Document>("polylock_locks");
-                let result = locks
-                    .update_one(
-                        doc! { "_id": lease.holder() },
-                        doc! { "$set": { "released": true } },
-                    )
-                    .await
-                    .expect("the revoking write succeeds");
-                assert_eq!(result.matched_count, 1, "the lease's document exists");
-            }
-            Kind::Ldlm => {
-                // An unlock by key from another connection, as an operator
-                // (or go-ldlm's Unlock(name, key)) would.
+            // MongoDB: a forced release (its release marker) from another
+            // client. LDLM: an unlock by key from another connection, as an
+            // operator (or go-ldlm's Unlock(name, key)) would.
+            Kind::Mongo | Kind::Ldlm => {
                 let operator = self.client().await;
                 operator
                     .release_holder(lease.name(), lease.holder())

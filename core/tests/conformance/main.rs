@@ -1,6 +1,8 @@
 //! The conformance suite: every case in [`cases`] runs against `memory://`
 //! always, and against each real backend whose URL is set
-//! (`POLYLOCK_TEST_CONSUL_URL`, `POLYLOCK_TEST_FERRETDB_URL`,
+//! (`POLYLOCK_TEST_CONSUL_URL`, `POLYLOCK_TEST_FERRETDB_URL` and
+//! `POLYLOCK_TEST_FERRETDB_SQLITE_URL` (FerretDB on its PostgreSQL and its
+//! SQLite storage handler),
 //! `POLYLOCK_TEST_LDLM_URL`; in CI a missing one fails the run, except LDLM
 //! when tests/with-servers.sh found no server binary) and real MongoDB when
 //! `POLYLOCK_TEST_MONGODB_URL` is set.
@@ -65,4 +67,4 @@ macro_rules! suite {
     };
 }
 
-suite!(memory, consul, ferretdb, mongodb, ldlm);
+suite!(memory, consul, ferretdb, ferretdb_sqlite, mongodb, ldlm);
