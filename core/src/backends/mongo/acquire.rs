@@ -5,7 +5,11 @@
 //! it), inserts the next generation of a free slot, and checks in one more
 //! read that nobody overtook it; its events and book-keeping go out off
 //! the caller's path. A waiter woken by a release skips the survey: the
-//! release named the freed generation, so it inserts the next one at once.
+//! release named the freed generation, so it inserts the next one at once;
+//! so does a call that starts while the newest release this process saw
+//! of the name is still the newest generation it knows (a lock used again
+//! and again by one process costs its insert, its post-check and its
+//! release).
 //!
 //! Waiting costs no request: the call queues in this process's waiters on
 //! the name ([`super::waiters`]) before its first attempt, and a waiter
@@ -19,9 +23,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::known::Freed;
 use super::ledger::{PostCheck, FRESHNESS};
 use super::plan::{doc_id, Generation, Plan, MAX_LIMIT, TICKET_SLOT};
-use super::waiters::{Freed, Turn};
+use super::waiters::Turn;
 use super::{MongoBackend, MongoGrant};
 use crate::backend::{AcquireRequest, Acquisition, Grant, WaitSignals};
 use crate::backends::retry::{race_backoff, random_u64};
@@ -217,13 +222,27 @@ fn local_at(backend: &MongoBackend, at_ms: Option<i64>, fallback: Instant) -> In
     }
 }
 
+/// Where a call's first attempt starts: at a slot a release seen here
+/// freed (its marker still the newest generation known), else a survey.
+fn first_start(backend: &MongoBackend, request: &AcquireRequest) -> Start {
+    let key = backend.key(&request.name);
+    match backend.events.known.free_slot(&key, request.limit) {
+        Some(freed) => Start::Freed(freed),
+        None => Start::Survey,
+    }
+}
+
 /// `try_acquire`: attempts until one is not a lost race (a few at most).
 pub(super) async fn try_once(
     backend: &MongoBackend,
     request: &AcquireRequest,
 ) -> Result<Option<(Grant, Instant)>> {
     for round in 0..RACE_RETRIES {
-        match attempt(backend, request, Start::Survey).await? {
+        let start = match round {
+            0 => first_start(backend, request),
+            _ => Start::Survey,
+        };
+        match attempt(backend, request, start).await? {
             Outcome::Granted { grant, sent } => return Ok(Some((grant, sent))),
             Outcome::Busy { .. } => return Ok(None),
             Outcome::Missed => race_backoff(round).await,
@@ -250,7 +269,7 @@ pub(super) async fn acquire(
     // Others queued ahead, or this process holds every slot: the release
     // comes here first; park without a read.
     let parked = ahead > 0 || backend.events.full_here(&key, request.limit);
-    let mut next = (!parked).then_some(Start::Survey);
+    let mut next = (!parked).then(|| first_start(backend, request));
     let mut misses = 0;
     loop {
         if let Some(start) = next.take() {

@@ -35,9 +35,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::clock::ServerClock;
 use super::errors;
+use super::known::Freed;
 use super::known::{Known, NameKey};
 use super::plan::{Generation, EXPIRY_ALLOWANCE_MS};
-use super::waiters::{Freed, Waiters};
+use super::waiters::Waiters;
 use crate::error::{Error, Result};
 use crate::lock_events::{LockEvent, LockEventKind};
 use crate::runtime;
@@ -235,8 +236,7 @@ impl EventLog {
     /// This process released `marker`'s slot of `key`: its waiters hear at
     /// once, without waiting for the events log.
     pub(crate) fn released_here(&self, key: &NameKey, marker: &Generation) {
-        self.known.saw(key, marker.slot, marker.gen);
-        self.waiters.freed(
+        self.slot_freed(
             key,
             Freed {
                 slot: marker.slot,
@@ -245,6 +245,13 @@ impl EventLog {
                 at_ms: self.clock.now_ms(),
             },
         );
+    }
+
+    /// A release (here or heard of) freed a slot of `key`: one waiter gets
+    /// a turn, and the next acquisition here may take it without a survey.
+    fn slot_freed(&self, key: &NameKey, freed: Freed) {
+        self.known.released(key, freed);
+        self.waiters.freed(key, freed);
     }
 
     /// This process took `taken` on `key`: its waiters survey when it
@@ -351,10 +358,9 @@ impl EventLog {
                 // Only a release frees a slot; waiters survey at a
                 // holder's expiry on their own.
                 LockEventKind::Released => {
-                    self.known.saw(&key, slot, gen);
                     let limit = u32::try_from(doc.get_i32("limit").unwrap_or(1)).unwrap_or(1);
                     let at_ms = doc.get_i64("at").unwrap_or(0);
-                    self.waiters.freed(
+                    self.slot_freed(
                         &key,
                         Freed {
                             slot,

@@ -1,8 +1,10 @@
 //! What this process knows of each name's slots: the newest generation it
 //! saw exist, per slot (and the newest ticket), learnt from its own
-//! surveys, inserts and releases and from other clients' events. A survey
-//! starts reading there, so a name in steady use costs one read. It is a
-//! hint only: every read steps forward from it, and exclusion rests on the
+//! surveys, inserts and releases and from other clients' events, and which
+//! slots the newest releases freed. A survey starts reading there, so a
+//! name in steady use costs one read, and an acquisition right after a
+//! release seen here inserts the next generation without one. It is a hint
+//! only: every read steps forward from it, and exclusion rests on the
 //! inserts alone. Bounded: past [`KNOWN_NAMES`] names the least recently
 //! used are forgotten.
 
@@ -15,9 +17,23 @@ pub(crate) const KNOWN_NAMES: usize = 32_768;
 /// Which name: the lock collection and the lock's name.
 pub(crate) type NameKey = (String, String);
 
+/// A slot freed by a release: its release marker's generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Freed {
+    pub slot: i32,
+    /// The release marker: the next take inserts `marker + 1`.
+    pub marker: i64,
+    /// The limit of the lock the released lease held.
+    pub limit: u32,
+    /// When the release was written, in server milliseconds.
+    pub at_ms: i64,
+}
+
 #[derive(Default)]
 struct Slots {
     newest: HashMap<i32, i64>,
+    /// The newest release seen per slot.
+    freed: HashMap<i32, Freed>,
     used: u64,
 }
 
@@ -51,6 +67,38 @@ impl Known {
 
     /// Generation `gen` of `slot` of `key` exists.
     pub(crate) fn saw(&self, key: &NameKey, slot: i32, gen: i64) {
+        self.with_slots(key, |slots| {
+            let newest = slots.newest.entry(slot).or_insert(gen);
+            *newest = (*newest).max(gen);
+        });
+    }
+
+    /// A release of `key` wrote `freed`'s marker.
+    pub(crate) fn released(&self, key: &NameKey, freed: Freed) {
+        self.with_slots(key, |slots| {
+            let newest = slots.newest.entry(freed.slot).or_insert(freed.marker);
+            *newest = (*newest).max(freed.marker);
+            let last = slots.freed.entry(freed.slot).or_insert(freed);
+            if last.marker <= freed.marker {
+                *last = freed;
+            }
+        });
+    }
+
+    /// A slot of `key` a release freed with `limit`, whose release marker
+    /// is still the newest generation of the slot known here.
+    pub(crate) fn free_slot(&self, key: &NameKey, limit: u32) -> Option<Freed> {
+        let state = self.state();
+        let slots = state.names.get(key)?;
+        slots
+            .freed
+            .values()
+            .filter(|f| f.limit == limit && slots.newest.get(&f.slot) == Some(&f.marker))
+            .max_by_key(|f| f.at_ms)
+            .copied()
+    }
+
+    fn with_slots(&self, key: &NameKey, change: impl FnOnce(&mut Slots)) {
         let mut state = self.state();
         state.clock += 1;
         let clock = state.clock;
@@ -59,8 +107,7 @@ impl Known {
         }
         let slots = state.names.entry(key.clone()).or_default();
         slots.used = clock;
-        let newest = slots.newest.entry(slot).or_insert(gen);
-        *newest = (*newest).max(gen);
+        change(slots);
     }
 
     /// How many names are remembered.
@@ -95,6 +142,25 @@ mod tests {
         assert_eq!(known.newest(&key(1), 0), Some(5));
         assert_eq!(known.newest(&key(1), 1), None);
         assert_eq!(known.newest(&key(2), 0), None);
+    }
+
+    #[test]
+    fn a_freed_slot_is_offered_until_a_newer_generation_is_seen() {
+        let known = Known::default();
+        let freed = Freed {
+            slot: 0,
+            marker: 4,
+            limit: 1,
+            at_ms: 10,
+        };
+        known.released(&key(1), freed);
+        assert_eq!(known.newest(&key(1), 0), Some(4));
+        assert_eq!(known.free_slot(&key(1), 1), Some(freed));
+        // Another limit is not offered it.
+        assert_eq!(known.free_slot(&key(1), 2), None);
+        // Someone took generation 5.
+        known.saw(&key(1), 0, 5);
+        assert_eq!(known.free_slot(&key(1), 1), None);
     }
 
     #[test]

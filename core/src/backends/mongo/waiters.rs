@@ -13,19 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::known::NameKey;
-
-/// A slot freed by a release: its release marker's generation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Freed {
-    pub slot: i32,
-    /// The release marker: the next take inserts `marker + 1`.
-    pub marker: i64,
-    /// The limit of the lock the released lease held.
-    pub limit: u32,
-    /// When the release was written, in server milliseconds.
-    pub at_ms: i64,
-}
+use super::known::{Freed, NameKey};
 
 /// What woke a waiter.
 #[derive(Debug, PartialEq, Eq)]
