@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use super::known::Freed;
 use super::ledger::{PostCheck, FRESHNESS};
 use super::plan::{doc_id, Generation, Plan, MAX_LIMIT, TICKET_SLOT};
-use super::waiters::Turn;
+use super::waiters::{Turn, Wanted};
 use super::{MongoBackend, MongoGrant};
 use crate::backend::{AcquireRequest, Acquisition, Grant, WaitSignals};
 use crate::backends::retry::{race_backoff, random_u64};
@@ -38,6 +38,10 @@ pub(super) const RACE_RETRIES: u32 = 8;
 /// When a waiter lost a race and knows no holder's expiry: survey again
 /// after this long at the latest.
 const RECHECK_AFTER_RACE: Duration = Duration::from_millis(50);
+/// After a waiter's attempt failed on a transient error: survey again after
+/// this long, times the failures in a row (at most [`TRANSIENT_PAUSE_MAX`]).
+const TRANSIENT_PAUSE: Duration = Duration::from_millis(100);
+const TRANSIENT_PAUSE_MAX: Duration = Duration::from_secs(2);
 
 /// Where an attempt starts.
 #[derive(Debug, Clone, Copy)]
@@ -260,6 +264,14 @@ pub(super) async fn acquire(
 ) -> Result<Acquisition> {
     let key = backend.key(&request.name);
     let (waiter, ahead) = backend.events.waiters.join(&key);
+    if request.limit == 1 && until.is_none_or(|until| until > Instant::now()) {
+        // A holder here may hand its lease straight over (not to a call
+        // that does not wait: it would leave before taking it).
+        waiter.wants(Wanted {
+            request: request.clone(),
+            unit: backend.unit(request.ttl),
+        });
+    }
     let granted = |grant, sent| Acquisition::Granted {
         grant,
         proven_from: sent,
@@ -271,10 +283,31 @@ pub(super) async fn acquire(
     let parked = ahead > 0 || backend.events.full_here(&key, request.limit);
     let mut next = (!parked).then(|| first_start(backend, request));
     let mut misses = 0;
+    let mut failures = 0u32;
     loop {
         if let Some(start) = next.take() {
             let surveyed = matches!(start, Start::Survey);
-            match attempt(backend, request, start).await? {
+            let outcome = match attempt(backend, request, start).await {
+                Ok(outcome) => outcome,
+                // The server is away for a moment (a restart, a cut
+                // connection): a waiter keeps waiting, and looks again.
+                Err(error) if error.is_transient() && until.is_none_or(|u| Instant::now() < u) => {
+                    failures += 1;
+                    tracing::debug!(%error, "a MongoDB acquisition attempt failed; looking again");
+                    let pause = (TRANSIENT_PAUSE * failures.min(20)).min(TRANSIENT_PAUSE_MAX);
+                    let resume =
+                        until.map_or(Instant::now() + pause, |u| u.min(Instant::now() + pause));
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(resume) => {}
+                        _ = signals.caller_gone() => return Ok(Acquisition::CallerGone),
+                    }
+                    next = Some(Start::Survey);
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            failures = 0;
+            match outcome {
                 Outcome::Granted { grant, sent } => return Ok(granted(grant, sent)),
                 Outcome::Busy { wake_at_ms } => {
                     waiter.recheck_at(Some(local_at(backend, wake_at_ms, fallback())));
@@ -302,6 +335,10 @@ pub(super) async fn acquire(
         };
         next = match turn {
             Turn::Freed(freed) => Some(Start::Freed(freed)),
+            Turn::Handed(handed) => {
+                let (grant, sent) = handed.taken();
+                return Ok(granted(grant, sent));
+            }
             Turn::Recheck => Some(Start::Survey),
             Turn::Deadline => return Ok(Acquisition::Busy),
         };
@@ -311,7 +348,7 @@ pub(super) async fn acquire(
 impl MongoBackend {
     /// Publishes a take's events and moves its head hint, off the caller's
     /// path.
-    fn published_take(
+    pub(super) fn published_take(
         &self,
         request: &AcquireRequest,
         taken: &Generation,
@@ -339,6 +376,7 @@ impl MongoBackend {
                 holder: &expired.id,
                 token: expired.token,
                 generation: expired,
+                handed: false,
             });
         }
         self.events.publish(super::events::Published {
@@ -348,6 +386,7 @@ impl MongoBackend {
             holder: &taken.id,
             token: taken.token,
             generation: taken,
+            handed: false,
         });
         let (ledger, name, semaphore) =
             (self.ledger.clone(), request.name.clone(), request.limit > 1);

@@ -29,14 +29,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::{Client, Collection, Database};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::clock::ServerClock;
 use super::errors;
-use super::known::Freed;
-use super::known::{Known, NameKey};
+use super::known::{Freed, Known, NameKey};
 use super::plan::{Generation, EXPIRY_ALLOWANCE_MS};
 use super::waiters::Waiters;
 use crate::error::{Error, Result};
@@ -70,8 +70,9 @@ pub(crate) struct EventLog {
     coll: Collection<Document>,
     clock: ServerClock,
     public: broadcast::Sender<LockEvent>,
-    /// Events waiting for the publishing task.
-    outbox: mpsc::UnboundedSender<Document>,
+    /// Events waiting for the publishing task, each with whom to tell once
+    /// it is written.
+    outbox: mpsc::UnboundedSender<(Document, Option<oneshot::Sender<()>>)>,
     /// This process's waiters, by name.
     pub(crate) waiters: Waiters,
     /// What this process knows of names.
@@ -108,8 +109,11 @@ pub(crate) struct Published<'a> {
     /// The lease's holder id (its generation's `_id`).
     pub holder: &'a str,
     pub token: i64,
-    /// For a release: the release marker, which frees the slot.
+    /// For a release: the release marker, which frees the slot (for a
+    /// lease handed over, the released generation itself).
     pub generation: &'a Generation,
+    /// A release that handed the lease to a waiter: it frees no slot.
+    pub handed: bool,
 }
 
 /// Which log a client needs: the same server, database and collection share one.
@@ -194,7 +198,7 @@ impl EventLog {
             .await;
         match created {
             Ok(()) => {}
-            Err(e) if errors::code(&e) == Some(NAMESPACE_EXISTS) => {}
+            Err(e) if errors::code(&e) == Some(NAMESPACE_EXISTS) => self.check_capped().await?,
             Err(e) => return Err(errors::map(e)),
         }
         // The sentinel may have been pushed out of the capped collection.
@@ -209,17 +213,57 @@ impl EventLog {
         }
     }
 
+    /// An events collection that exists must be capped (a plain insert into
+    /// a missing one makes an ordinary collection, which no tailable cursor
+    /// can follow).
+    async fn check_capped(&self) -> Result<()> {
+        let name = self.coll.name();
+        let mut found = self
+            .db
+            .list_collections()
+            .filter(doc! { "name": name })
+            .await
+            .map_err(errors::map)?;
+        let spec = found.try_next().await.map_err(errors::map)?;
+        match spec {
+            Some(spec) if spec.options.capped != Some(true) => Err(Error::Backend(format!(
+                "the mongodb events collection {name:?} exists but is not capped; drop it \
+                 (polylock creates it capped) or name another with events_collection="
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Queues an event for every client to see; the publishing task writes
     /// it. A failed write is logged, not returned: waiters also survey when
     /// a holder's lease would run out.
     pub(crate) fn publish(&self, event: Published<'_>) {
+        let _ = self.outbox.send((self.event_doc(&event), None));
+    }
+
+    /// Like [`Self::publish`], and resolves once the event (and every event
+    /// queued before it) is written, or its write failed. A release waits
+    /// for its event: other processes' waiters hear of it even when this
+    /// process ends right after (the CLI's `run`, a short script).
+    pub(crate) async fn published(&self, event: Published<'_>) {
+        let (written, done) = oneshot::channel();
+        if self
+            .outbox
+            .send((self.event_doc(&event), Some(written)))
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+    }
+
+    fn event_doc(&self, event: &Published<'_>) -> Document {
         let kind = match event.kind {
             LockEventKind::Acquired => "acquired",
             LockEventKind::Released => "released",
             _ => "expired",
         };
         let g = event.generation;
-        let _ = self.outbox.send(doc! {
+        doc! {
             "coll": event.coll,
             "name": event.name,
             "kind": kind,
@@ -230,7 +274,8 @@ impl EventLog {
             "limit": g.limit as i32,
             "expires_at": g.expires_at,
             "at": self.clock.now_ms(),
-        });
+            "handed": event.handed,
+        }
     }
 
     /// This process released `marker`'s slot of `key`: its waiters hear at
@@ -357,6 +402,9 @@ impl EventLog {
             match kind {
                 // Only a release frees a slot; waiters survey at a
                 // holder's expiry on their own.
+                // A lease handed over frees nothing: the next generation,
+                // already taken, follows in an `acquired` event.
+                LockEventKind::Released if doc.get_bool("handed") == Ok(true) => {}
                 LockEventKind::Released => {
                     let limit = u32::try_from(doc.get_i32("limit").unwrap_or(1)).unwrap_or(1);
                     let at_ms = doc.get_i64("at").unwrap_or(0);
@@ -417,11 +465,25 @@ impl Drop for Forget<'_> {
 
 /// The publishing task: writes queued events in order, as many as queued
 /// up in one request, until the log is gone.
-async fn publish_all(coll: Collection<Document>, mut queued: mpsc::UnboundedReceiver<Document>) {
+async fn publish_all(
+    coll: Collection<Document>,
+    mut queued: mpsc::UnboundedReceiver<(Document, Option<oneshot::Sender<()>>)>,
+) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     while queued.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
-        if let Err(error) = coll.insert_many(batch.drain(..)).await {
+        let mut told = Vec::new();
+        let docs: Vec<Document> = batch
+            .drain(..)
+            .map(|(doc, written)| {
+                told.extend(written);
+                doc
+            })
+            .collect();
+        if let Err(error) = coll.insert_many(docs).await {
             tracing::warn!(%error, "writing lock events failed; waiters fall back to expiry");
+        }
+        for written in told {
+            let _ = written.send(());
         }
     }
 }

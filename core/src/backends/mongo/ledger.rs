@@ -514,12 +514,15 @@ impl Ledger {
     }
 
     /// Inserts a generation; false when that `_id` exists (someone won).
+    /// Each insert carries a random nonce, so one whose reply was lost is
+    /// told apart from a rival's by reading the document back.
     pub(crate) async fn insert(
         &self,
         name: &str,
         generation: &Generation,
         value: &str,
     ) -> Result<bool> {
+        let nonce = crate::backends::retry::random_u64() as i64;
         let doc = doc! {
             "_id": &generation.id,
             "name": name,
@@ -531,11 +534,26 @@ impl Ledger {
             "released": generation.released,
             "token": generation.token,
             "unit": &generation.unit,
+            "nonce": nonce,
         };
-        match self.coll.insert_one(doc).await {
-            Ok(_) => Ok(true),
-            Err(e) if errors::is_duplicate_key(&e) => Ok(false),
-            Err(e) => Err(errors::map(e)),
+        let failed = match self.coll.insert_one(doc.clone()).await {
+            Ok(_) => return Ok(true),
+            Err(e) if errors::is_duplicate_key(&e) => return Ok(false),
+            Err(e) => errors::map(e),
+        };
+        if !failed.is_transient() {
+            return Err(failed);
+        }
+        // The insert may or may not have happened (a connection that died
+        // with it, as after a server restart): the nonce tells whose the
+        // document is, if it exists; if not, one more try.
+        match self.get(&generation.id).await? {
+            Some(found) => Ok(found.get_i64("nonce") == Ok(nonce)),
+            None => match self.coll.insert_one(doc).await {
+                Ok(_) => Ok(true),
+                Err(e) if errors::is_duplicate_key(&e) => Ok(false),
+                Err(e) => Err(errors::map(e)),
+            },
         }
     }
 

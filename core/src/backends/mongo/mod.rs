@@ -4,8 +4,9 @@
 //! insert. Waiters wake on releases, told by this process at once or by
 //! other clients' events through a tailable cursor on a capped collection
 //! ([`events`]), one waiter per freed slot ([`waiters`]), or at the
-//! earliest holder expiry, never on a fixed poll. Expiry is judged on the
-//! server's clock ([`clock`]).
+//! earliest holder expiry, never on a fixed poll; a mutex released while a
+//! waiter of this process waits is handed straight to it ([`handoff`]).
+//! Expiry is judged on the server's clock ([`clock`]).
 //!
 //! Each lease has its document, naming its client's renewal unit (one per
 //! TTL); a renewal is two requests per unit, whatever the lease count:
@@ -18,6 +19,7 @@ mod clock;
 mod config;
 mod errors;
 mod events;
+mod handoff;
 mod inspect;
 mod known;
 mod ledger;
@@ -37,6 +39,7 @@ pub use config::MongoConfig;
 
 use self::clock::ServerClock;
 use self::events::{EventLog, Published};
+use self::handoff::Handoff;
 use self::known::NameKey;
 use self::ledger::{IdReads, Ledger};
 use self::plan::Generation;
@@ -140,20 +143,7 @@ impl MongoBackend {
     /// process's waiters at once and publishes the release. False when the
     /// slot had moved on (released or taken over already).
     async fn release_generation(&self, name: &str, held: &Generation) -> Result<bool> {
-        if !self.ledger.release(name, held).await? {
-            return Ok(false);
-        }
-        let marker = held.marker();
-        self.events.released_here(&self.key(name), &marker);
-        self.events.publish(Published {
-            coll: self.ledger.collection(),
-            name,
-            kind: LockEventKind::Released,
-            holder: &held.id,
-            token: held.token,
-            generation: &marker,
-        });
-        Ok(true)
+        release_marked(&self.ledger, &self.events, name, held).await
     }
 
     /// Renews the leases of one renewal unit in two requests, whatever
@@ -200,6 +190,36 @@ impl MongoBackend {
         let (sessions, now) = (self.ledger.sessions.clone(), self.clock.now_ms());
         crate::runtime::spawn(async move { sessions.sweep(now).await });
     }
+}
+
+/// Releases generation `held` of `name` with its release marker; tells
+/// this process's waiters at once and the others by an event, written
+/// before this returns. False if the marker's place was taken (the lease
+/// had been taken over or released).
+async fn release_marked(
+    ledger: &Ledger,
+    events: &EventLog,
+    name: &str,
+    held: &Generation,
+) -> Result<bool> {
+    if !ledger.release(name, held).await? {
+        return Ok(false);
+    }
+    let marker = held.marker();
+    let coll = ledger.collection();
+    events.released_here(&(coll.to_string(), name.to_string()), &marker);
+    events
+        .published(Published {
+            coll,
+            name,
+            kind: LockEventKind::Released,
+            holder: &held.id,
+            token: held.token,
+            generation: &marker,
+            handed: false,
+        })
+        .await;
+    Ok(true)
 }
 
 #[async_trait]
@@ -296,17 +316,11 @@ impl Backend for MongoBackend {
             // Lost here (unproven in time) while its session may live on:
             // free it, unless someone took it already.
             LeaseEnd::Lost => {
-                let (ledger, events, key) = (
-                    self.ledger.clone(),
-                    self.events.clone(),
-                    self.key(&grant.name),
-                );
+                let (ledger, events) = (self.ledger.clone(), self.events.clone());
                 let name = grant.name.clone();
                 crate::runtime::spawn(async move {
-                    match ledger.release(&name, &held).await {
-                        Ok(true) => events.released_here(&key, &held.marker()),
-                        Ok(false) => {}
-                        Err(error) => tracing::debug!(%error, "freeing a lost lease failed"),
+                    if let Err(error) = release_marked(&ledger, &events, &name, &held).await {
+                        tracing::debug!(%error, "freeing a lost lease failed");
                     }
                 });
             }
@@ -331,9 +345,14 @@ impl Backend for MongoBackend {
 
     async fn release(&self, grant: &Grant) -> Result<()> {
         let detail = grant.detail::<MongoGrant>();
-        let released = self
-            .release_generation(&grant.name, &detail.generation)
-            .await?;
+        let released = match self.hand_over(&grant.name, &detail.generation).await? {
+            Handoff::Handed => true,
+            Handoff::Lost => false,
+            Handoff::NoTaker => {
+                self.release_generation(&grant.name, &detail.generation)
+                    .await?
+            }
+        };
         // Released or found lost: either way no longer held here.
         self.events.let_go_here(&self.key(&grant.name));
         if released {
