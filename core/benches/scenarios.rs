@@ -612,7 +612,7 @@ async fn many_leases(url: &str, b: &str, leases: usize) {
     futures_util::future::join_all(held.iter().map(|l| l.release())).await;
     if mongo {
         drop((held, client));
-        own_collection::drop_own_collection(url, COLLECTION).await;
+        own_collection::empty_own_collection(url, COLLECTION).await;
     }
 }
 

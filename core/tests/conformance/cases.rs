@@ -314,18 +314,23 @@ pub async fn ttl_expiry_frees_an_abandoned_lease(h: &Harness) {
 pub async fn keeper_renews_held_leases(h: &Harness) {
     let name = h.name("renewal");
     let (client, mut events) = h.observed_client().await;
+    // A short TTL, though not so short that a loaded server (the whole
+    // suite runs at once) misses a renewal.
     let lease = client
-        .lock(&name, mutex(1))
+        .lock(&name, mutex(3))
         .unwrap()
         .try_acquire()
         .await
         .unwrap()
         .unwrap();
     for _ in 0..3 {
-        next_event(&mut events, |e| {
-            matches!(e, Event::Renewed { .. }).then_some(())
+        let renewed = next_event(&mut events, |e| match e {
+            Event::Renewed { .. } => Some(Ok(())),
+            Event::Lost { reason, .. } => Some(Err(reason.clone())),
+            _ => None,
         })
         .await;
+        renewed.unwrap_or_else(|reason| panic!("lost instead of renewed: {reason}"));
     }
     assert!(lease.is_held(), "{:?}", lease.loss_reason());
     lease.renew().await.unwrap();

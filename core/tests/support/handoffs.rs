@@ -10,15 +10,15 @@ use polylock::{Client, ClientOptions, Event, LockOptions};
 use tokio::sync::mpsc;
 
 use super::counting_proxy::{CountingProxy, Counts};
-use super::own_collection::{drop_own_collection, own_collection};
+use super::own_collection::own_collection;
 
 const WAIT: Duration = Duration::from_secs(120);
 
 /// Requests per handoff with `waiters` waiters of one client on one mutex:
 /// each waiter takes the lock, hands the lease to this task (which
 /// releases it) and queues again. Its locks live in a collection of their
-/// own: the events of other tests running beside it would otherwise reach
-/// its events cursor and be counted.
+/// own (kept: it stays small): the events of other tests running beside it
+/// would otherwise reach its events cursor and be counted.
 pub async fn requests_per_handoff(url: &str, waiters: usize) -> f64 {
     const HANDOFFS: usize = 12;
     const WARM_UP: usize = 4;
@@ -86,8 +86,6 @@ pub async fn requests_per_handoff(url: &str, waiters: usize) -> f64 {
         task.abort();
     }
     held.release().await.unwrap();
-    drop(client);
-    drop_own_collection(url, COLLECTION).await;
     let per_handoff = spent.total() as f64 / HANDOFFS as f64;
     eprintln!("{waiters} waiters: {spent:?} over {HANDOFFS} handoffs = {per_handoff:.1} each");
     per_handoff

@@ -1,4 +1,4 @@
-//! MongoDB locks in collections of their own, dropped afterwards: a test or
+//! MongoDB locks in collections of their own, emptied afterwards: a test or
 //! bench row that leaves thousands of names behind then does not slow the
 //! ones after it (FerretDB v1 scans a whole collection for every lookup,
 //! even by `_id`).
@@ -11,9 +11,12 @@ pub fn own_collection(url: &str, collection: &str) -> String {
     url.into()
 }
 
-/// Drops `collection` and its events and sessions collections from the
-/// database `url` names (a failure is only reported: the data is a test's).
-pub async fn drop_own_collection(url: &str, collection: &str) {
+/// Deletes every lock document of `collection` in the database `url`
+/// names (a failure is only reported: the data is a test's). Its events
+/// and sessions collections stay: they are small, and a task of a client
+/// just dropped may still write there (into a dropped events collection
+/// that would make a plain one, which no cursor can tail).
+pub async fn empty_own_collection(url: &str, collection: &str) {
     let parsed = url::Url::parse(url).expect("a mongodb:// URL");
     let database = match parsed.path().trim_matches('/') {
         "" => "polylock".to_string(),
@@ -21,17 +24,12 @@ pub async fn drop_own_collection(url: &str, collection: &str) {
     };
     let client = match mongodb::Client::with_uri_str(url).await {
         Ok(client) => client,
-        Err(error) => return eprintln!("dropping {collection}: {error}"),
+        Err(error) => return eprintln!("emptying {collection}: {error}"),
     };
-    let db = client.database(&database);
-    for name in [
-        collection.to_string(),
-        format!("{collection}_events"),
-        format!("{collection}_sessions"),
-    ] {
-        let coll = db.collection::<mongodb::bson::Document>(&name);
-        if let Err(error) = coll.drop().await {
-            eprintln!("dropping {name}: {error}");
-        }
+    let coll = client
+        .database(&database)
+        .collection::<mongodb::bson::Document>(collection);
+    if let Err(error) = coll.delete_many(mongodb::bson::doc! {}).await {
+        eprintln!("emptying {collection}: {error}");
     }
 }
