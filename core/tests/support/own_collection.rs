@@ -17,12 +17,22 @@ pub fn own_collection(url: &str, collection: &str) -> String {
 /// just dropped may still write there (into a dropped events collection
 /// that would make a plain one, which no cursor can tail).
 pub async fn empty_own_collection(url: &str, collection: &str) {
-    let parsed = url::Url::parse(url).expect("a mongodb:// URL");
+    let mut parsed = url::Url::parse(url).expect("a mongodb:// URL");
     let database = match parsed.path().trim_matches('/') {
         "" => "polylock".to_string(),
         name => name.to_string(),
     };
-    let client = match mongodb::Client::with_uri_str(url).await {
+    // The driver refuses polylock's own options.
+    let driver_options: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(name, _)| name != "collection" && name != "events_collection")
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    parsed.set_query(None);
+    if !driver_options.is_empty() {
+        parsed.query_pairs_mut().extend_pairs(driver_options);
+    }
+    let client = match mongodb::Client::with_uri_str(parsed.as_str()).await {
         Ok(client) => client,
         Err(error) => return eprintln!("emptying {collection}: {error}"),
     };

@@ -67,8 +67,11 @@ use super::plan::{doc_id, head_id, Generation, Survey, MAX_LIMIT, TICKET_SLOT};
 use super::sessions::Sessions;
 use crate::error::{Error, Result};
 
-/// How long after a survey an attempt may still insert what it planned.
-pub(crate) const FRESHNESS: Duration = Duration::from_secs(5);
+/// How long after a survey an attempt may still insert what it planned:
+/// well within [`GC_DELAY`] (the documents it read are still there), and
+/// long enough for a slow server (a FerretDB surveying a large collection
+/// can take seconds; with 5 s a `try_acquire` of a free name gave up).
+pub(crate) const FRESHNESS: Duration = Duration::from_secs(30);
 /// How long after generation g was taken generation g − 2 is deleted.
 pub(crate) const GC_DELAY: Duration = Duration::from_secs(60);
 /// Deletions waiting for their time, at most (beyond: left in place).
