@@ -3,6 +3,8 @@
 //! ones after it (FerretDB v1 scans a whole collection for every lookup,
 //! even by `_id`).
 
+use polylock::backends::mongo::MongoConfig;
+
 /// `url` with its locks (and their events and sessions) in collection
 /// `collection`.
 pub fn own_collection(url: &str, collection: &str) -> String {
@@ -17,27 +19,16 @@ pub fn own_collection(url: &str, collection: &str) -> String {
 /// just dropped may still write there (into a dropped events collection
 /// that would make a plain one, which no cursor can tail).
 pub async fn empty_own_collection(url: &str, collection: &str) {
-    let mut parsed = url::Url::parse(url).expect("a mongodb:// URL");
-    let database = match parsed.path().trim_matches('/') {
-        "" => "polylock".to_string(),
-        name => name.to_string(),
-    };
-    // The driver refuses polylock's own options.
-    let driver_options: Vec<(String, String)> = parsed
-        .query_pairs()
-        .filter(|(name, _)| name != "collection" && name != "events_collection")
-        .map(|(name, value)| (name.into_owned(), value.into_owned()))
-        .collect();
-    parsed.set_query(None);
-    if !driver_options.is_empty() {
-        parsed.query_pairs_mut().extend_pairs(driver_options);
-    }
-    let client = match mongodb::Client::with_uri_str(parsed.as_str()).await {
+    // polylock's own reading of the URL: the database, and a driver URL
+    // without polylock's options (the driver refuses them).
+    let parsed = url::Url::parse(url).expect("a mongodb:// URL");
+    let config = MongoConfig::from_url(&parsed, None).expect("a valid mongodb:// URL");
+    let client = match mongodb::Client::with_uri_str(config.driver_url().expose()).await {
         Ok(client) => client,
         Err(error) => return eprintln!("emptying {collection}: {error}"),
     };
     let coll = client
-        .database(&database)
+        .database(&config.database)
         .collection::<mongodb::bson::Document>(collection);
     if let Err(error) = coll.delete_many(mongodb::bson::doc! {}).await {
         eprintln!("emptying {collection}: {error}");

@@ -47,6 +47,12 @@ impl fmt::Debug for MongoConfig {
 
 impl MongoConfig {
     /// The collection of renewal sessions and end records:
+    /// The URL for the driver: the given one without polylock's own
+    /// parameters (it may hold a password).
+    pub fn driver_url(&self) -> &Secret {
+        &self.driver_url
+    }
+
     /// `<collection>_sessions`.
     pub fn sessions_collection(&self) -> String {
         format!("{}_sessions", self.collection)
