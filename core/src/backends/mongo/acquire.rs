@@ -18,7 +18,6 @@
 //! without a survey. Only the first waiter surveys when the holders' leases
 //! would run out (a holder that died releases nothing).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -182,17 +181,7 @@ pub(super) async fn attempt(
     }
     backend.published_take(request, &generation, replaces.as_ref());
     Ok(Outcome::Granted {
-        grant: Grant {
-            name: request.name.clone(),
-            limit: request.limit,
-            holder: generation.id.clone(),
-            fencing_token: u64::try_from(token).ok(),
-            ttl: request.ttl,
-            proven_until: None,
-            // One renewal for every lease of this client with this TTL.
-            renewal_unit: Some(generation.unit.clone()),
-            detail: Arc::new(MongoGrant::new(generation)),
-        },
+        grant: MongoGrant::grant(request, generation),
         sent,
     })
 }

@@ -13,7 +13,6 @@
 //! was taken over or force-released, the insert loses and the release
 //! reports the loss.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -22,7 +21,6 @@ use super::events::Published;
 use super::plan::{doc_id, Generation};
 use super::waiters::Handed;
 use super::{release_marked, MongoBackend, MongoGrant};
-use crate::backend::Grant;
 use crate::error::Result;
 use crate::lock_events::LockEventKind;
 
@@ -83,22 +81,13 @@ impl MongoBackend {
             handed: true,
         });
         self.published_take(request, &taken, None);
-        let grant = Grant {
-            name: name.to_string(),
-            limit: 1,
-            holder: taken.id.clone(),
-            fencing_token: u64::try_from(gen).ok(),
-            ttl: request.ttl,
-            proven_until: None,
-            renewal_unit: Some(taken.unit.clone()),
-            detail: Arc::new(MongoGrant::new(taken.clone())),
-        };
+        let grant = MongoGrant::grant(request, taken.clone());
         let orphaned = {
             let (ledger, events, name) =
                 (self.ledger.clone(), self.events.clone(), name.to_string());
             Box::new(move || {
                 crate::runtime::spawn(async move {
-                    events.let_go_here(&(ledger.collection().to_string(), name.clone()));
+                    events.let_go_here(&ledger.key(&name));
                     if let Err(error) = release_marked(&ledger, &events, &name, &taken).await {
                         tracing::debug!(%error, "releasing a lease its waiter left failed");
                     }

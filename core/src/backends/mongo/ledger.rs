@@ -63,6 +63,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::errors;
+use super::known::NameKey;
 use super::plan::{doc_id, head_id, Generation, Survey, MAX_LIMIT, TICKET_SLOT};
 use super::sessions::Sessions;
 use crate::error::{Error, Result};
@@ -181,6 +182,12 @@ impl Ledger {
     /// are keyed by it).
     pub(crate) fn collection(&self) -> &str {
         self.coll.name()
+    }
+
+    /// How the process's knowledge and waiters name `name` of this
+    /// collection.
+    pub(crate) fn key(&self, name: &str) -> NameKey {
+        (self.collection().to_string(), name.to_string())
     }
 
     /// Creates the index the operators' reads use.

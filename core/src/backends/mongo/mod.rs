@@ -61,8 +61,20 @@ struct MongoGrant {
 }
 
 impl MongoGrant {
-    fn new(generation: Generation) -> Self {
-        MongoGrant { generation }
+    /// The grant of `request`'s take of `generation`: its fencing token is
+    /// the generation's, and it renews with the generation's unit (every
+    /// lease of one client with one TTL).
+    fn grant(request: &AcquireRequest, generation: Generation) -> Grant {
+        Grant {
+            name: request.name.clone(),
+            limit: request.limit,
+            holder: generation.id.clone(),
+            fencing_token: u64::try_from(generation.token).ok(),
+            ttl: request.ttl,
+            proven_until: None,
+            renewal_unit: Some(generation.unit.clone()),
+            detail: Arc::new(MongoGrant { generation }),
+        }
     }
 }
 
@@ -136,7 +148,7 @@ impl MongoBackend {
 
     /// How this process's knowledge and waiters name `name`.
     fn key(&self, name: &str) -> NameKey {
-        (self.ledger.collection().to_string(), name.to_string())
+        self.ledger.key(name)
     }
 
     /// Releases `held` (one insert: its release marker), tells this
@@ -206,11 +218,10 @@ async fn release_marked(
         return Ok(false);
     }
     let marker = held.marker();
-    let coll = ledger.collection();
-    events.released_here(&(coll.to_string(), name.to_string()), &marker);
+    events.released_here(&ledger.key(name), &marker);
     events
         .published(Published {
-            coll,
+            coll: ledger.collection(),
             name,
             kind: LockEventKind::Released,
             holder: &held.id,

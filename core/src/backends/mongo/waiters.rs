@@ -194,10 +194,7 @@ impl Waiters {
     /// Gives reserved waiter `id` its lease; the lease back if it has gone.
     pub(crate) fn hand(&self, key: &NameKey, id: u64, handed: Handed) -> Option<Handed> {
         let mut queues = self.queues();
-        let entry = queues
-            .get_mut(key)
-            .and_then(|q| q.entries.iter_mut().find(|e| e.id == id));
-        match entry {
+        match entry_of(&mut queues, key, id) {
             Some(entry) if matches!(entry.turn, Some(Given::Reserved)) => {
                 entry.turn = Some(Given::Handed(handed));
                 entry.wake.notify_one();
@@ -210,10 +207,7 @@ impl Waiters {
     /// The handover to reserved waiter `id` did not happen: it waits on.
     pub(crate) fn unreserve(&self, key: &NameKey, id: u64) {
         let mut queues = self.queues();
-        let entry = queues
-            .get_mut(key)
-            .and_then(|q| q.entries.iter_mut().find(|e| e.id == id));
-        if let Some(entry) = entry {
+        if let Some(entry) = entry_of(&mut queues, key, id) {
             if matches!(entry.turn, Some(Given::Reserved)) {
                 entry.turn = None;
                 entry.wake.notify_one();
@@ -236,6 +230,15 @@ impl Waiters {
     }
 }
 
+/// Waiter `id`'s entry in `key`'s queue, if it is still there.
+fn entry_of<'a>(
+    queues: &'a mut HashMap<NameKey, Queue>,
+    key: &NameKey,
+    id: u64,
+) -> Option<&'a mut Entry> {
+    queues.get_mut(key)?.entries.iter_mut().find(|e| e.id == id)
+}
+
 /// One waiter's place in its name's queue; leaving (drop) passes a turn it
 /// did not use on.
 pub(crate) struct Waiter<'a> {
@@ -249,10 +252,7 @@ impl Waiter<'_> {
     /// This waiter takes a lease handed over by a holder here.
     pub(crate) fn wants(&self, wanted: Wanted) {
         let mut queues = self.waiters.queues();
-        let entry = queues
-            .get_mut(&self.key)
-            .and_then(|q| q.entries.iter_mut().find(|e| e.id == self.id));
-        if let Some(entry) = entry {
+        if let Some(entry) = entry_of(&mut queues, &self.key, self.id) {
             entry.wanted = Some(Arc::new(wanted));
         }
     }
