@@ -18,7 +18,7 @@ use crate::lock_events::{LockEvents, Selection};
 use crate::options::{validate_name, ClientOptions, LockOptions, ResolvedLockOptions};
 use crate::registry::Registrations;
 use crate::runtime;
-use crate::waiting::{self, CallerGone, Wait};
+use crate::waiting::{self, CallerGone, Wait, WaitStartedHook};
 
 /// What a client shares with its locks, leases and keeper.
 pub(crate) struct ClientInner {
@@ -74,28 +74,34 @@ impl Client {
         options.validate()?;
         runtime::run(async move {
             let backend = crate::url::connect(&options).await?;
-            let observers = Observers::new(options.observers.clone());
-            let keeper = Keeper::start(
-                backend.clone(),
-                observers.clone(),
-                Timing {
-                    renew_fraction: options.renew_fraction,
-                    safety_fraction: options.safety_fraction,
-                },
-            );
-            Ok(Client {
-                inner: Arc::new(ClientInner {
-                    backend,
-                    keeper,
-                    observers,
-                    options,
-                    registrations: Registrations::default(),
-                    pid: std::process::id(),
-                    next_lease: AtomicU64::new(1),
-                }),
-            })
+            Ok(Client::from_backend(backend, options))
         })
         .await?
+    }
+
+    /// A client over a connected backend (starts its keeper on the runtime:
+    /// call it there).
+    pub(crate) fn from_backend(backend: Arc<dyn Backend>, options: ClientOptions) -> Client {
+        let observers = Observers::new(options.observers.clone());
+        let keeper = Keeper::start(
+            backend.clone(),
+            observers.clone(),
+            Timing {
+                renew_fraction: options.renew_fraction,
+                safety_fraction: options.safety_fraction,
+            },
+        );
+        Client {
+            inner: Arc::new(ClientInner {
+                backend,
+                keeper,
+                observers,
+                options,
+                registrations: Registrations::default(),
+                pid: std::process::id(),
+                next_lease: AtomicU64::new(1),
+            }),
+        }
     }
 
     /// A handle for the lock `name`. Checks the name and options; does not
@@ -170,8 +176,8 @@ impl fmt::Debug for Client {
 /// A named lock of a client: acquire it to get a [`Lease`].
 #[derive(Clone)]
 pub struct Lock {
-    client: Client,
-    request: Arc<AcquireRequest>,
+    pub(crate) client: Client,
+    pub(crate) request: Arc<AcquireRequest>,
 }
 
 impl Lock {
@@ -220,7 +226,7 @@ impl Lock {
         let (_caller_here, caller_gone) = oneshot::channel::<()>();
         let (reply, outcome) = oneshot::channel();
         runtime::spawn(async move {
-            let result = acquire_lease(inner, &request, wait, caller_gone).await;
+            let result = acquire_lease(inner, &request, wait, caller_gone, None).await;
             if let Err(Ok(Some(orphan))) = reply.send(result) {
                 // The caller left just as the lock was granted.
                 orphan.release_in_background();
@@ -244,15 +250,25 @@ impl fmt::Debug for Lock {
 }
 
 /// Acquires and hands the grant to the keeper. Runs on the polylock runtime.
-async fn acquire_lease(
+/// `wait_started` runs once if the call starts waiting.
+pub(crate) async fn acquire_lease(
     inner: Arc<ClientInner>,
     request: &AcquireRequest,
     wait: Wait,
     caller_gone: CallerGone,
+    wait_started: Option<WaitStartedHook>,
 ) -> Result<Option<LeaseRef>> {
     let started = Instant::now();
     let backend = inner.backend.as_ref();
-    let acquired = waiting::acquire(backend, &inner.observers, request, wait, caller_gone).await?;
+    let acquired = waiting::acquire(
+        backend,
+        &inner.observers,
+        request,
+        wait,
+        caller_gone,
+        wait_started,
+    )
+    .await?;
     let Some((grant, sent)) = acquired else {
         return Ok(None);
     };

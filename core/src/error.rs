@@ -37,6 +37,9 @@ pub enum ErrorKind {
     /// The API was used where it cannot work: the blocking facade called from
     /// inside an async runtime, or a client used in a forked child.
     Usage,
+    /// A pending acquisition was cancelled by its caller
+    /// ([`crate::LeaseSlot::cancel`]) before it took the lock.
+    Cancelled,
 }
 
 impl ErrorKind {
@@ -54,6 +57,7 @@ impl ErrorKind {
             ErrorKind::InvalidArgument => "invalid_argument",
             ErrorKind::Backend => "backend",
             ErrorKind::Usage => "usage",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 }
@@ -119,6 +123,12 @@ pub enum Error {
     /// The API was used where it cannot work.
     #[error("usage error: {0}")]
     Usage(String),
+    /// The acquisition of `name` was cancelled before it took the lock.
+    #[error("the acquisition of lock {name:?} was cancelled")]
+    Cancelled {
+        /// The lock's name.
+        name: String,
+    },
 }
 
 fn existing_limit(existing: Option<u32>) -> String {
@@ -142,6 +152,7 @@ impl Error {
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Backend(_) => ErrorKind::Backend,
             Error::Usage(_) => ErrorKind::Usage,
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
         }
     }
 

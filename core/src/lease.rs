@@ -370,6 +370,15 @@ impl Lease {
         }
     }
 
+    /// A handle on a lease another owner keeps (a [`crate::LeaseSlot`]):
+    /// dropping it does not release the lease.
+    pub(crate) fn view(inner: LeaseRef) -> Self {
+        Lease {
+            inner,
+            release_on_drop: false,
+        }
+    }
+
     /// Hands the lease to another owner (the blocking guard, a binding),
     /// which takes over releasing it.
     pub(crate) fn into_ref(mut self) -> LeaseRef {

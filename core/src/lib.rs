@@ -41,6 +41,7 @@ pub mod events;
 pub mod inspect;
 mod keeper;
 mod lease;
+mod lease_slot;
 mod lock_events;
 pub mod metrics;
 mod options;
@@ -56,6 +57,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Observer};
 pub use inspect::{HolderStatus, LockStatus};
 pub use lease::{Lease, LostCallback, LostEvent};
+pub use lease_slot::{AcquireHooks, LeaseSlot, ListenerId, LostListener};
 pub use lock_events::{LockEvent, LockEventKind, LockEvents, LockFeed};
 pub use options::{
     default_holder_value, validate_limit, validate_name, validate_ttl, ClientOptions, LockOptions,

@@ -4,6 +4,7 @@
 //! for the backend to report a change (never a fixed-period poll where the
 //! backend can notify); a backend whose server waits (LDLM) overrides it.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -27,6 +28,10 @@ pub enum Wait {
 /// Dropped by the caller when it stops waiting (its future was dropped).
 pub(crate) type CallerGone = oneshot::Receiver<()>;
 
+/// Run once when an acquire call starts waiting (the lock was busy), on the
+/// runtime; for bindings whose callers must know a wait is parked.
+pub(crate) type WaitStartedHook = Box<dyn FnOnce() + Send + 'static>;
+
 /// Acquires `request` on `backend`, waiting as `wait` allows, and returns the
 /// grant with the moment its proof was sent (the basis of the lease's
 /// deadline). `Ok(None)` means the lock was busy and `wait` was
@@ -37,6 +42,7 @@ pub(crate) async fn acquire(
     request: &AcquireRequest,
     wait: Wait,
     caller_gone: CallerGone,
+    mut wait_started: Option<WaitStartedHook>,
 ) -> Result<Option<(Grant, Instant)>> {
     let started = Instant::now();
     let until = match wait {
@@ -47,7 +53,12 @@ pub(crate) async fn acquire(
     let announce = || {
         observers.emit(|| Event::WaitStarted {
             name: request.name.clone(),
-        })
+        });
+        if let Some(hook) = wait_started.take() {
+            if catch_unwind(AssertUnwindSafe(hook)).is_err() {
+                tracing::error!(name = %request.name, "a wait-started hook panicked; ignored");
+            }
+        }
     };
     let mut signals = WaitSignals::new(announce, caller_gone);
     let outcome = match backend.acquire(request, until, &mut signals).await {
