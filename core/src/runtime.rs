@@ -82,18 +82,25 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    if Handle::try_current().is_ok() {
-        return Err(Error::Usage(
-            "the blocking API was called from inside an async runtime; use the async API there"
-                .into(),
-        ));
-    }
+    ensure_blocking_allowed()?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     handle().spawn(async move {
         let _ = tx.send(fut.await);
     });
     rx.blocking_recv()
         .map_err(|_| Error::Usage("polylock task did not complete".into()))
+}
+
+/// Fails with [`Error::Usage`] on a thread inside a tokio runtime, where
+/// blocking would deadlock or starve it.
+pub(crate) fn ensure_blocking_allowed() -> Result<()> {
+    if Handle::try_current().is_ok() {
+        return Err(Error::Usage(
+            "the blocking API was called from inside an async runtime; use the async API there"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A job for the notifier thread.

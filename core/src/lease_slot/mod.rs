@@ -200,10 +200,16 @@ impl LeaseSlot {
 
     /// Acquires as `wait` allows, blocking the calling thread (not inside an
     /// async runtime: that is [`Error::Usage`]). Another thread may
-    /// [`cancel`](Self::cancel) it.
+    /// [`cancel`](Self::cancel) it. One task on the runtime, whose
+    /// completion wakes this thread directly.
     pub fn acquire_blocking(&self, wait: Wait) -> Result<Option<Lease>> {
-        let slot = self.clone();
-        runtime::block_on(async move { slot.acquire(wait).await })?
+        runtime::ensure_blocking_allowed()?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.start_acquire(wait, AcquireHooks::default(), move |outcome| {
+            let _ = tx.send(outcome);
+        })?;
+        rx.recv()
+            .map_err(|_| Error::Usage("the polylock runtime stopped".into()))?
     }
 
     /// Cancels the pending acquisition, if any; true if there was one. The
