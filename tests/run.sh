@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as README.md and CI run it: installs what this
-# machine lacks (tests/install-deps.sh, idempotent), runs the formatting and
-# lint checks (phases fmt and clippy; if either fails, the suite is not run),
+# machine lacks (tests/install-deps.sh, idempotent), runs the formatting,
+# lint and feature checks (phases fmt, clippy and features: the core library
+# with each backend's cargo feature alone, with none and with all,
+# tests/check-features.sh; if any fails, the suite is not run),
 # then every test phase of tests/suite.sh (Rust workspace, Python, Node, C ABI
 # under valgrind, Ruby, Go, mixed clients) against memory:// and the real
 # servers (started here and stopped after). Ends with one line per phase
@@ -27,6 +29,7 @@ check() {
 }
 check fmt cargo fmt --all --check
 check clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+check features bash tests/check-features.sh
 if grep -q $'\tfailed\t' "$records"; then
   python3 tests/count.py summary "$records"
   exit 1

@@ -1,6 +1,30 @@
 //! The async [`Backend`] trait: the few primitives a coordination service must
-//! offer. Waiting policy, lease keeping, events and the public API live once,
-//! above it, in [`crate::client`], [`crate::waiting`] and [`crate::keeper`].
+//! offer, and the parts it offers or not ([`AcquirePolicy`], [`LossWatch`],
+//! [`LockEventSource`], [`Inspect`], [`HolderOps`]). Waiting policy, lease
+//! keeping, events and the public API live once, above it, in
+//! [`crate::client`], [`crate::waiting`] and [`crate::keeper`].
+//!
+//! This layer imports only the shared data (`crate::model`) and the
+//! errors; the public API's types it speaks of (`LockStatus`, `LockFeed`,
+//! [`Capabilities`]) live in the leaf module and are re-exported where the
+//! API shows them.
+//!
+//! **No provided methods.** Neither [`Backend`] nor any of its parts has a
+//! method with a default body. What a default would do is either a free
+//! function a backend calls ([`try_then_wait`], [`unsupported`]) or a part
+//! the backend does not offer (`None`), read through the calls on
+//! `dyn Backend` (`acquire`, `watch`, `lock_events`, `capabilities`,
+//! `unsupported`). So a wrapper such as the tracing one must write out
+//! every method, and cannot fall back on a default where the backend it
+//! wraps has its own: adding a method breaks its build until it forwards
+//! it. Keep it so; should a default creep in, clippy's
+//! `missing_trait_methods`, denied on the wrapper's impls, fails the lint
+//! check (see `traced.rs`).
+
+mod acquire;
+mod capabilities;
+mod operator;
+mod watch;
 
 use std::any::Any;
 use std::fmt;
@@ -10,41 +34,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::error::{Error, Result};
-use crate::inspect::LockStatus;
+pub use self::acquire::{try_then_wait, AcquirePolicy, Acquisition, WaitSignals};
+pub use self::capabilities::DeclaredCapabilities;
+pub use self::operator::{HolderOps, Inspect};
+pub use self::watch::{LockEventSource, LossWatch};
+pub use crate::model::Capabilities;
 
-/// What a backend can do; the conformance suite gates its tests on these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Capabilities {
-    /// Grants carry a fencing token that strictly increases per name.
-    pub fencing: bool,
-    /// [`Backend::watch`] notices a lost lease before the next renewal.
-    pub loss_watch: bool,
-    /// [`Backend::wait_for_change`] is woken by the server, not by polling.
-    pub change_notifications: bool,
-    /// Limits above 1 (counting semaphores) are supported.
-    pub semaphores: bool,
-    /// Several leases share one renewal (one session renews them all).
-    pub shared_renewal: bool,
-    /// [`Backend::lock_events`] streams every client's acquisitions and releases.
-    pub event_stream: bool,
-    /// [`Backend::status`], [`Backend::list`], [`Backend::force_release`] and
-    /// [`Backend::renew_holder`] work (operator views and the name registry).
-    pub inspection: bool,
-    /// The server waits for the lock on the client's behalf (one call per
-    /// acquisition): the backend overrides [`Backend::acquire`].
-    pub server_wait: bool,
-    /// A lock nobody holds takes a new limit at once. Without it the server
-    /// keeps an idle lock's limit until it forgets the lock (LDLM's garbage
-    /// collection), and another limit is a [`crate::Error::LimitMismatch`]
-    /// until then.
-    pub idle_limit_resets: bool,
-    /// A lease outlives the connection and the process that took it: left
-    /// alone, it stays until its TTL runs out. Without it (LDLM) the server
-    /// frees a lock as soon as the connection that took it ends.
-    pub outlives_connection: bool,
-}
+use crate::error::{Error, Result};
 
 /// One acquisition request, checked and with defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,106 +120,6 @@ pub enum Attempt {
     Busy(ChangeMarker),
 }
 
-/// How one [`Backend::acquire`] call ended.
-#[derive(Debug)]
-pub enum Acquisition {
-    /// The lock was taken.
-    Granted {
-        /// The lease.
-        grant: Grant,
-        /// When the request that proved the grant was sent: the lease's
-        /// deadline counts its TTL from here.
-        proven_from: Instant,
-    },
-    /// The lock was still busy when the call's deadline came.
-    Busy,
-    /// The caller went away ([`WaitSignals::caller_gone`]) before a grant.
-    CallerGone,
-}
-
-/// What the waiting policy above a backend lends one [`Backend::acquire`]
-/// call: a way to say that the call is now waiting (for observers) and a
-/// signal that the caller went away.
-pub struct WaitSignals<'a> {
-    started: Box<dyn FnMut() + Send + 'a>,
-    waiting: bool,
-    caller_gone: tokio::sync::oneshot::Receiver<()>,
-    gone: bool,
-}
-
-impl<'a> WaitSignals<'a> {
-    /// Signals that call `started` (once) when the acquisition starts
-    /// waiting, and whose [`caller_gone`](Self::caller_gone) resolves when
-    /// the sender of `caller_gone` is dropped.
-    pub fn new(
-        started: impl FnMut() + Send + 'a,
-        caller_gone: tokio::sync::oneshot::Receiver<()>,
-    ) -> Self {
-        WaitSignals {
-            started: Box::new(started),
-            waiting: false,
-            caller_gone,
-            gone: false,
-        }
-    }
-
-    /// Says that the acquisition is waiting for the lock; only the first
-    /// call counts.
-    pub fn started(&mut self) {
-        if !self.waiting {
-            self.waiting = true;
-            (self.started)();
-        }
-    }
-
-    /// True once [`started`](Self::started) was called.
-    pub fn is_waiting(&self) -> bool {
-        self.waiting
-    }
-
-    /// Resolves when the caller stopped waiting for the result (its future
-    /// was dropped). Cancel-safe; resolves at once ever after.
-    pub async fn caller_gone(&mut self) {
-        if !self.gone {
-            // Only the sender's drop ends the wait: it never sends.
-            let _ = (&mut self.caller_gone).await;
-            self.gone = true;
-        }
-    }
-}
-
-/// The default acquisition policy ([`Backend::acquire`]): try, and while the
-/// lock is busy, wait for the backend to report a change, until `until`. An
-/// attempt in flight is never interrupted: the caller leaving stops only the
-/// waits between attempts.
-pub async fn try_then_wait<B: Backend + ?Sized>(
-    backend: &B,
-    request: &AcquireRequest,
-    until: Option<Instant>,
-    signals: &mut WaitSignals<'_>,
-) -> Result<Acquisition> {
-    loop {
-        let sent = Instant::now();
-        let marker = match backend.try_acquire(request).await? {
-            Attempt::Acquired(grant) => {
-                return Ok(Acquisition::Granted {
-                    grant,
-                    proven_from: sent,
-                })
-            }
-            Attempt::Busy(marker) => marker,
-        };
-        if until.is_some_and(|until| Instant::now() >= until) {
-            return Ok(Acquisition::Busy);
-        }
-        signals.started();
-        tokio::select! {
-            changed = backend.wait_for_change(request, marker, until) => changed?,
-            _ = signals.caller_gone() => return Ok(Acquisition::CallerGone),
-        }
-    }
-}
-
 /// The result of renewing one grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RenewOutcome {
@@ -249,39 +145,25 @@ pub enum LeaseEnd {
     Abandoned,
 }
 
-/// A coordination service that can hold leases.
+/// A coordination service that can hold leases: the calls every backend
+/// makes, and the parts it offers or not (`None`). What it can do
+/// ([`Capabilities`]) is what it declares ([`Backend::declared_capabilities`])
+/// plus what the parts it offers show. No method has a default body (see
+/// the module docs).
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// The scheme this backend serves (`"memory"`, `"consul"`, …).
     fn scheme(&self) -> &'static str;
 
-    /// What this backend can do.
-    fn capabilities(&self) -> Capabilities;
+    /// What this backend says it can do, beyond what the parts it offers
+    /// show; the whole is `capabilities` on `dyn Backend`.
+    fn declared_capabilities(&self) -> DeclaredCapabilities;
 
-    /// Takes the lock, waiting until `until` at most (`None`: as long as it
-    /// takes; an instant already past: one attempt, no waiting). Calls
-    /// [`WaitSignals::started`] once it waits and gives up with
-    /// [`Acquisition::CallerGone`] when [`WaitSignals::caller_gone`] resolves.
-    ///
-    /// The default is [`try_then_wait`]. A backend whose server waits for it
-    /// (LDLM's `Lock` call) overrides this instead; it must not leave a lock
-    /// held longer than one TTL for a caller that went away.
-    async fn acquire(
-        &self,
-        request: &AcquireRequest,
-        until: Option<Instant>,
-        signals: &mut WaitSignals<'_>,
-    ) -> Result<Acquisition> {
-        try_then_wait(self, request, until, signals).await
-    }
-
-    /// True when the backend overrides [`Backend::acquire`] with its own
-    /// policy (LDLM's server-side wait, Consul's shared blocking queries):
-    /// wrappers then hand it whole calls rather than running
-    /// [`try_then_wait`] over its parts.
-    fn has_own_acquire(&self) -> bool {
-        false
-    }
+    /// The backend's own acquisition policy (LDLM's server-side wait,
+    /// Consul's and MongoDB's waiters parked on a shared query), handed
+    /// whole calls; `None`: the default, [`try_then_wait`] over
+    /// [`Backend::try_acquire`] and [`Backend::wait_for_change`].
+    fn acquire_policy(&self) -> Option<&dyn AcquirePolicy>;
 
     /// Tries once to take the lock, without waiting for holders to leave.
     async fn try_acquire(&self, request: &AcquireRequest) -> Result<Attempt>;
@@ -303,64 +185,50 @@ pub trait Backend: Send + Sync + 'static {
     /// backend no longer held it.
     async fn release(&self, grant: &Grant) -> Result<()>;
 
-    /// Resolves with a reason once the backend shows the lease is gone.
-    /// Backends without [`Capabilities::loss_watch`] never resolve.
-    async fn watch(&self, grant: &Grant) -> String {
-        let _ = grant;
-        std::future::pending().await
-    }
-
     /// Told when a lease ends other than by [`Backend::release`], so the
-    /// backend can drop what it kept for it.
-    fn forget(&self, grant: &Grant, end: LeaseEnd) {
-        let _ = (grant, end);
+    /// backend can drop what it kept for it (an empty body when it keeps
+    /// nothing).
+    fn forget(&self, grant: &Grant, end: LeaseEnd);
+
+    /// How the backend notices a lost lease before the next renewal
+    /// (capability `loss_watch`); `None`: only renewals tell.
+    fn loss_watch(&self) -> Option<&dyn LossWatch>;
+
+    /// The stream of every client's lock events (capability
+    /// `event_stream`); `None`: the backend has none.
+    fn event_source(&self) -> Option<&dyn LockEventSource>;
+
+    /// Operator views: status, list, force release (capability
+    /// `inspection`); `None`: the backend cannot tell who holds a lock.
+    fn inspect(&self) -> Option<&dyn Inspect>;
+
+    /// Release and renewal of one lease by its holder id, possibly another
+    /// process's; `None`: the backend cannot act on a lease it did not grant
+    /// here.
+    fn holder_ops(&self) -> Option<&dyn HolderOps>;
+
+    /// Frees what the backend keeps for the client (sessions, connections);
+    /// an empty body when it keeps nothing.
+    async fn close(&self);
+}
+
+/// The error for an operation the `scheme` backend does not offer: an
+/// invalid argument naming the backend and `what` it does not support.
+pub fn unsupported(scheme: &str, what: &str) -> Error {
+    Error::invalid(format!("the {scheme} backend does not support {what}"))
+}
+
+impl dyn Backend {
+    /// The error for an operation this backend does not offer
+    /// ([`unsupported`]).
+    pub fn unsupported(&self, what: &str) -> Error {
+        unsupported(self.scheme(), what)
     }
 
-    /// A stream of lock events seen by this backend, for backends with
-    /// [`Capabilities::event_stream`]: at least those of the names starting
-    /// with `prefix` (a name watched alone is its own prefix), from now on.
-    /// It may carry other names too; the consumer filters.
-    fn lock_events(&self, prefix: &str) -> Option<crate::LockFeed> {
-        let _ = prefix;
-        None
+    /// A stream of lock events seen by this backend, where it offers a
+    /// [`LockEventSource`] (else `None`): at least those of the names
+    /// starting with `prefix`, from now on.
+    pub fn lock_events(&self, prefix: &str) -> Option<crate::model::LockFeed> {
+        Some(self.event_source()?.lock_events(prefix))
     }
-
-    /// Who holds `name` now (any client).
-    async fn status(&self, name: &str) -> Result<LockStatus> {
-        let _ = name;
-        Err(self.unsupported("lock status"))
-    }
-
-    /// The names starting with `prefix` that somebody holds now, sorted.
-    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        let _ = prefix;
-        Err(self.unsupported("listing locks"))
-    }
-
-    /// Takes the leases on `name` away from their holders (only `holder`'s
-    /// when given), as an operator would; returns how many were released.
-    /// The holders learn it as a lost lease.
-    async fn force_release(&self, name: &str, holder: Option<&str>) -> Result<u32> {
-        let _ = (name, holder);
-        Err(self.unsupported("releasing another process's lease"))
-    }
-
-    /// Renews `holder`'s lease on `name` for `ttl` (backends that renew a
-    /// session may keep its own TTL); returns the TTL granted. Fails with
-    /// [`Error::NotHeld`] when `holder` does not hold `name`.
-    async fn renew_holder(&self, name: &str, holder: &str, ttl: Duration) -> Result<Duration> {
-        let _ = (name, holder, ttl);
-        Err(self.unsupported("renewing another process's lease"))
-    }
-
-    /// The error for an operation this backend does not offer.
-    fn unsupported(&self, what: &str) -> Error {
-        Error::invalid(format!(
-            "the {} backend does not support {what}",
-            self.scheme()
-        ))
-    }
-
-    /// Frees what the backend keeps for the client (sessions, connections).
-    async fn close(&self) {}
 }

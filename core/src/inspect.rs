@@ -2,54 +2,20 @@
 //! ([`LockStatus`]), which locks are held ([`crate::Client::list`]), and
 //! operations on another process's lease by its holder id (renew, release,
 //! force release) — what the `polylock` CLI and the name registry use.
+//! Each call goes to the part of the backend that serves it
+//! ([`crate::backend::Inspect`], [`crate::backend::HolderOps`]); a backend
+//! that does not offer it answers with an invalid-argument error naming the
+//! backend and the operation.
 
 use std::time::Duration;
 
+pub use crate::model::{HolderStatus, LockStatus};
+
+use crate::backend::{Backend, HolderOps, Inspect};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::options::{validate_name, validate_ttl};
 use crate::runtime;
-
-/// The holders of one lock, as the backend sees them now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockStatus {
-    /// The lock's name.
-    pub name: String,
-    /// The limit the lock is in use with (1 for a mutex); `None` when nobody holds it.
-    pub limit: Option<u32>,
-    /// The live holders, in no particular order.
-    pub holders: Vec<HolderStatus>,
-}
-
-impl LockStatus {
-    /// The status of a lock nobody holds.
-    pub fn free(name: &str) -> Self {
-        LockStatus {
-            name: name.to_string(),
-            limit: None,
-            holders: Vec::new(),
-        }
-    }
-
-    /// True when nobody holds the lock.
-    pub fn is_free(&self) -> bool {
-        self.holders.is_empty()
-    }
-}
-
-/// One holder of a lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HolderStatus {
-    /// The holder id ([`crate::Lease::holder`]): Consul session, ledger id, …
-    pub holder: String,
-    /// The holder value stored with the lease.
-    pub value: String,
-    /// The grant's fencing token, where the backend can tell it.
-    pub fencing_token: Option<u64>,
-    /// Time left before the backend frees the lease unless it is renewed,
-    /// where the backend can tell it (Consul cannot: sessions do not expose it).
-    pub expires_in: Option<Duration>,
-}
 
 /// Checks a name prefix for [`Client::list`]: empty, or a name possibly
 /// ending with `/`.
@@ -66,7 +32,7 @@ impl Client {
         validate_name(name)?;
         let backend = self.inner.backend.clone();
         let name = name.to_string();
-        runtime::run(async move { backend.status(&name).await }).await?
+        runtime::run(async move { views(&*backend, "lock status")?.status(&name).await }).await?
     }
 
     /// The names starting with `prefix` that somebody holds now, sorted.
@@ -74,7 +40,7 @@ impl Client {
         validate_prefix(prefix)?;
         let backend = self.inner.backend.clone();
         let prefix = prefix.to_string();
-        runtime::run(async move { backend.list(&prefix).await }).await?
+        runtime::run(async move { views(&*backend, "listing locks")?.list(&prefix).await }).await?
     }
 
     /// Takes lock `name` away from every holder (an operator's force
@@ -84,7 +50,12 @@ impl Client {
         validate_name(name)?;
         let backend = self.inner.backend.clone();
         let name = name.to_string();
-        runtime::run(async move { backend.force_release(&name, None).await }).await?
+        runtime::run(async move {
+            let what = "taking a lock from all its holders (it cannot list them; \
+                        release one lease by its holder id)";
+            views(&*backend, what)?.force_release(&name).await
+        })
+        .await?
     }
 
     /// Releases `holder`'s lease on `name`, where `holder` is a
@@ -95,12 +66,14 @@ impl Client {
         let backend = self.inner.backend.clone();
         let (name, holder) = (name.to_string(), holder.to_string());
         runtime::run(async move {
-            match backend.force_release(&name, Some(&holder)).await? {
-                0 => Err(Error::NotHeld {
+            let ops = holder_ops(&*backend, "releasing another process's lease")?;
+            if ops.release_holder(&name, &holder).await? {
+                Ok(())
+            } else {
+                Err(Error::NotHeld {
                     name,
                     reason: format!("{holder:?} does not hold it"),
-                }),
-                _ => Ok(()),
+                })
             }
         })
         .await?
@@ -113,6 +86,22 @@ impl Client {
         validate_ttl(ttl)?;
         let backend = self.inner.backend.clone();
         let (name, holder) = (name.to_string(), holder.to_string());
-        runtime::run(async move { backend.renew_holder(&name, &holder, ttl).await }).await?
+        runtime::run(async move {
+            let ops = holder_ops(&*backend, "renewing another process's lease")?;
+            ops.renew_holder(&name, &holder, ttl).await
+        })
+        .await?
     }
+}
+
+/// The backend's operator views, or the error naming `what` it cannot do.
+fn views<'a>(backend: &'a dyn Backend, what: &str) -> Result<&'a dyn Inspect> {
+    backend.inspect().ok_or_else(|| backend.unsupported(what))
+}
+
+/// The backend's calls by holder id, or the error naming `what` it cannot do.
+fn holder_ops<'a>(backend: &'a dyn Backend, what: &str) -> Result<&'a dyn HolderOps> {
+    backend
+        .holder_ops()
+        .ok_or_else(|| backend.unsupported(what))
 }

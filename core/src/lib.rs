@@ -11,6 +11,10 @@
 //!   gRPC; the server waits for the lock, and frees a client's locks when
 //!   its connection ends. No fencing tokens (an efficiency lock).
 //!
+//! Each backend but `memory://` is behind the cargo feature of its name
+//! (`consul`, `mongodb`, `ldlm`), all on by default ([`url::SCHEMES`] lists
+//! what a build understands).
+//!
 //! Every lease is renewed by the client's keeper until released; when the
 //! keeper cannot prove a lease before its deadline, the lease is lost:
 //! [`Lease::is_held`] turns false and [`Lease::on_lost`] callbacks fire once.
@@ -44,6 +48,7 @@ mod lease;
 mod lease_slot;
 mod lock_events;
 pub mod metrics;
+mod model;
 mod options;
 mod registry;
 mod runtime;

@@ -8,53 +8,7 @@
 
 use tokio::sync::{broadcast, oneshot};
 
-/// What happened to a lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LockEventKind {
-    /// A holder took the lock (or a slot of it).
-    Acquired,
-    /// A holder gave it back.
-    Released,
-    /// A holder's lease ran out and another holder took its place.
-    Expired,
-}
-
-/// One event of the stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockEvent {
-    /// The lock's name.
-    pub name: String,
-    /// What happened.
-    pub kind: LockEventKind,
-    /// The holder concerned (for `Expired`, the holder whose lease ran out).
-    pub holder: String,
-    /// The fencing token of that holder's grant, where the backend has one.
-    pub fencing_token: Option<u64>,
-}
-
-/// What a backend hands out for an event stream: the events, and, where the
-/// stream needs a first read of the server before it sees changes (Consul),
-/// a signal sent once it does.
-pub struct LockFeed {
-    events: broadcast::Receiver<LockEvent>,
-    live: Option<oneshot::Receiver<()>>,
-}
-
-impl LockFeed {
-    /// A feed that sees every change from now on.
-    pub fn live(events: broadcast::Receiver<LockEvent>) -> Self {
-        LockFeed { events, live: None }
-    }
-
-    /// A feed that sees changes once `live` is sent (or dropped).
-    pub fn starting(events: broadcast::Receiver<LockEvent>, live: oneshot::Receiver<()>) -> Self {
-        LockFeed {
-            events,
-            live: Some(live),
-        }
-    }
-}
+pub use crate::model::{LockEvent, LockEventKind, LockFeed};
 
 /// Which locks a [`LockEvents`] stream follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,10 +38,11 @@ pub struct LockEvents {
 
 impl LockEvents {
     pub(crate) fn new(selection: Selection, feed: LockFeed) -> Self {
+        let (events, live) = feed.into_parts();
         LockEvents {
             selection,
-            events: feed.events,
-            live: feed.live,
+            events,
+            live,
         }
     }
 

@@ -1,28 +1,150 @@
 //! Backend URLs: parse `memory://…`, `consul://…`, `mongodb://…`, `ldlm://…` and connect the backend
-//! they name. URLs may carry secrets, so they are shown only through [`redact`].
+//! they name, from one table of schemes (`TABLE`): the parse errors,
+//! [`SCHEMES`] and connecting all read it. Every backend but `memory://`
+//! is behind the cargo feature of its row (`consul`, `mongodb`, `ldlm`, all
+//! on by default); a URL whose backend this build left out is an invalid
+//! argument naming the feature. URLs may carry secrets, so they are shown
+//! only through [`redact`].
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use url::Url;
 
 use crate::backend::Backend;
-use crate::backends::{consul, ldlm, memory, mongo};
+use crate::backends::memory;
 use crate::error::{Error, Result};
 use crate::options::ClientOptions;
 
-/// The URL schemes this build understands.
-pub const SCHEMES: &[&str] = &[
-    "memory",
-    "consul",
-    "consul+https",
-    "mongodb",
-    "mongodb+srv",
-    "ldlm",
-    "ldlms",
+/// A backend being connected.
+type Connecting<'a> = Pin<Box<dyn Future<Output = Result<Arc<dyn Backend>>> + Send + 'a>>;
+
+/// Connects the backend a URL of its schemes names.
+type Connect = for<'a> fn(&'a Url, &'a ClientOptions) -> Connecting<'a>;
+
+/// One backend's row in the table of schemes.
+struct Row {
+    /// The URL schemes it serves.
+    schemes: &'static [&'static str],
+    /// The cargo feature that builds it; `None`: always built.
+    feature: Option<&'static str>,
+    /// Connects it; `None` when this build left it out (its feature off).
+    connect: Option<Connect>,
+}
+
+/// Every backend polylock knows, built or not.
+const TABLE: &[Row] = &[
+    Row {
+        schemes: &["memory"],
+        feature: None,
+        connect: Some(connect_memory),
+    },
+    Row {
+        schemes: &["consul", "consul+https"],
+        feature: Some("consul"),
+        #[cfg(feature = "consul")]
+        connect: Some(connect_consul),
+        #[cfg(not(feature = "consul"))]
+        connect: None,
+    },
+    Row {
+        schemes: &["mongodb", "mongodb+srv"],
+        feature: Some("mongodb"),
+        #[cfg(feature = "mongodb")]
+        connect: Some(connect_mongo),
+        #[cfg(not(feature = "mongodb"))]
+        connect: None,
+    },
+    Row {
+        schemes: &["ldlm", "ldlms"],
+        feature: Some("ldlm"),
+        #[cfg(feature = "ldlm")]
+        connect: Some(connect_ldlm),
+        #[cfg(not(feature = "ldlm"))]
+        connect: None,
+    },
 ];
+
+fn connect_memory<'a>(url: &'a Url, _: &'a ClientOptions) -> Connecting<'a> {
+    Box::pin(async move {
+        let backend: Arc<dyn Backend> = Arc::new(memory::MemoryBackend::from_url(url)?);
+        Ok(backend)
+    })
+}
+
+#[cfg(feature = "consul")]
+fn connect_consul<'a>(url: &'a Url, options: &'a ClientOptions) -> Connecting<'a> {
+    use crate::backends::consul::{ConsulBackend, ConsulConfig};
+    Box::pin(async move {
+        let config = ConsulConfig::from_url(url, options.token.clone())?;
+        let backend: Arc<dyn Backend> = Arc::new(ConsulBackend::connect(config).await?);
+        Ok(backend)
+    })
+}
+
+#[cfg(feature = "mongodb")]
+fn connect_mongo<'a>(url: &'a Url, options: &'a ClientOptions) -> Connecting<'a> {
+    use crate::backends::mongo::{MongoBackend, MongoConfig};
+    Box::pin(async move {
+        let config = MongoConfig::from_url(url, options.token.clone())?;
+        let backend: Arc<dyn Backend> = Arc::new(MongoBackend::connect(config).await?);
+        Ok(backend)
+    })
+}
+
+#[cfg(feature = "ldlm")]
+fn connect_ldlm<'a>(url: &'a Url, options: &'a ClientOptions) -> Connecting<'a> {
+    use crate::backends::ldlm::{LdlmBackend, LdlmConfig};
+    Box::pin(async move {
+        let config = LdlmConfig::from_url(url, options.token.clone())?;
+        let backend: Arc<dyn Backend> = Arc::new(LdlmBackend::connect(config).await?);
+        Ok(backend)
+    })
+}
+
+/// How many schemes the built rows of [`TABLE`] serve.
+const fn built_schemes() -> usize {
+    let (mut count, mut row) = (0, 0);
+    while row < TABLE.len() {
+        if TABLE[row].connect.is_some() {
+            count += TABLE[row].schemes.len();
+        }
+        row += 1;
+    }
+    count
+}
+
+/// The URL schemes this build understands, in the order of the table of
+/// schemes (the backends built with this build's features).
+pub const SCHEMES: &[&str] = &{
+    let mut schemes = [""; built_schemes()];
+    let (mut at, mut row) = (0, 0);
+    while row < TABLE.len() {
+        if TABLE[row].connect.is_some() {
+            let mut scheme = 0;
+            while scheme < TABLE[row].schemes.len() {
+                schemes[at] = TABLE[row].schemes[scheme];
+                at += 1;
+                scheme += 1;
+            }
+        }
+        row += 1;
+    }
+    schemes
+};
 
 /// Query parameters whose values are secrets.
 const SECRET_PARAMS: &[&str] = &["token", "password"];
+
+/// `SCHEMES` as `memory://, consul://, …`.
+fn expected() -> String {
+    SCHEMES
+        .iter()
+        .map(|s| format!("{s}://"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// Parses `text` as a backend URL, with errors that never echo secrets.
 pub(crate) fn parse(text: &str) -> Result<Url> {
@@ -30,11 +152,25 @@ pub(crate) fn parse(text: &str) -> Result<Url> {
         Error::invalid(format!(
             "not a backend URL ({e}): {}; expected one of {}",
             redact(text),
-            SCHEMES
-                .iter()
-                .map(|s| format!("{s}://"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            expected()
+        ))
+    })
+}
+
+/// The connect function of `scheme`'s row, or why there is none.
+fn connector(scheme: &str) -> Result<Connect> {
+    let Some(row) = TABLE.iter().find(|row| row.schemes.contains(&scheme)) else {
+        return Err(Error::invalid(format!(
+            "unknown backend scheme {scheme:?}; expected one of {}",
+            expected()
+        )));
+    };
+    row.connect.ok_or_else(|| {
+        Error::invalid(format!(
+            "polylock was built without the `{}` feature, which {scheme}:// URLs need; \
+             this build understands {}",
+            row.feature.unwrap_or("?"),
+            expected()
         ))
     })
 }
@@ -42,31 +178,9 @@ pub(crate) fn parse(text: &str) -> Result<Url> {
 /// Connects the backend `options.url` names, every call traced
 /// ([`crate::traced`]).
 pub(crate) async fn connect(options: &ClientOptions) -> Result<Arc<dyn Backend>> {
-    let backend = connect_untraced(options).await?;
-    Ok(Arc::new(crate::traced::TracedBackend(backend)))
-}
-
-async fn connect_untraced(options: &ClientOptions) -> Result<Arc<dyn Backend>> {
     let url = parse(&options.url)?;
-    match url.scheme() {
-        "memory" => Ok(Arc::new(memory::MemoryBackend::from_url(&url)?)),
-        "consul" | "consul+https" => {
-            let config = consul::ConsulConfig::from_url(&url, options.token.clone())?;
-            Ok(Arc::new(consul::ConsulBackend::connect(config).await?))
-        }
-        "mongodb" | "mongodb+srv" => {
-            let config = mongo::MongoConfig::from_url(&url, options.token.clone())?;
-            Ok(Arc::new(mongo::MongoBackend::connect(config).await?))
-        }
-        "ldlm" | "ldlms" => {
-            let config = ldlm::LdlmConfig::from_url(&url, options.token.clone())?;
-            Ok(Arc::new(ldlm::LdlmBackend::connect(config).await?))
-        }
-        other => Err(Error::invalid(format!(
-            "unknown backend scheme {other:?}; expected one of {}",
-            SCHEMES.join(", ")
-        ))),
-    }
+    let backend = connector(url.scheme())?(&url, options).await?;
+    Ok(Arc::new(crate::traced::TracedBackend(backend)))
 }
 
 /// `text` with any password and secret query values replaced by `***`.
@@ -108,6 +222,45 @@ mod tests {
         assert!(shown.contains("prefix=a"), "{shown}");
         let shown = redact("ldlms://:hunter2@127.0.0.1:3144/?ca=/ca.pem");
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn schemes_are_the_built_rows_of_the_table() {
+        let built: Vec<&str> = TABLE
+            .iter()
+            .filter(|row| row.connect.is_some())
+            .flat_map(|row| row.schemes.iter().copied())
+            .collect();
+        assert_eq!(SCHEMES, built.as_slice());
+        assert_eq!(SCHEMES.first(), Some(&"memory"));
+        for (scheme, feature) in [
+            ("consul", "consul"),
+            ("mongodb", "mongodb"),
+            ("ldlm", "ldlm"),
+        ] {
+            let built = TABLE
+                .iter()
+                .any(|row| row.feature == Some(feature) && row.connect.is_some());
+            assert_eq!(SCHEMES.contains(&scheme), built, "{scheme}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_left_out_schemes_are_invalid_arguments() {
+        let error = connector("etcd").expect_err("no etcd backend");
+        assert_eq!(error.kind(), crate::ErrorKind::InvalidArgument);
+        assert!(
+            error
+                .to_string()
+                .contains("unknown backend scheme \"etcd\""),
+            "{error}"
+        );
+        for row in TABLE.iter().filter(|row| row.connect.is_none()) {
+            let error = connector(row.schemes[0]).expect_err("left out");
+            assert_eq!(error.kind(), crate::ErrorKind::InvalidArgument);
+            let feature = format!("built without the `{}` feature", row.feature.unwrap());
+            assert!(error.to_string().contains(&feature), "{error}");
+        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The waiting policy's frame, once for every backend: the deadline of an
 //! acquire call, its observer events and its outcome. How a backend waits
-//! is [`Backend::acquire`]: by default try, and while the lock is busy, wait
+//! is its [`crate::backend::AcquirePolicy`] if it has one (LDLM's server
+//! waits, Consul's and MongoDB's shared queries), else the default
+//! [`crate::backend::try_then_wait`]: try, and while the lock is busy, wait
 //! for the backend to report a change (never a fixed-period poll where the
-//! backend can notify); a backend whose server waits (LDLM) overrides it.
+//! backend can notify).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The blocking facade: same behaviour as the async API, from plain threads,
 //! with guards that release on drop. Runs on `memory://`, and on Consul when
-//! `POLYLOCK_TEST_CONSUL_URL` is set.
+//! `POLYLOCK_TEST_CONSUL_URL` is set (and the `consul` feature is on).
 
 #[path = "support/env.rs"]
 mod env;
@@ -14,6 +14,7 @@ use polylock::{ErrorKind, LockOptions};
 
 const WAIT: Duration = Duration::from_secs(60);
 
+#[cfg_attr(not(feature = "consul"), allow(unused_mut))]
 fn urls() -> Vec<String> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let mut urls = vec![format!(
@@ -21,6 +22,7 @@ fn urls() -> Vec<String> {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )];
+    #[cfg(feature = "consul")]
     urls.extend(env::server_env("POLYLOCK_TEST_CONSUL_URL", true));
     urls
 }

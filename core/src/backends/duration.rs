@@ -45,6 +45,8 @@ pub(crate) fn parse_go_duration(text: &str) -> Result<Duration> {
 }
 
 /// A duration in whole seconds, rounded up, and as Go writes it (`"15s"`).
+/// For Consul's session TTLs.
+#[cfg_attr(not(feature = "consul"), allow(dead_code))]
 pub(crate) fn whole_seconds(duration: Duration) -> (Duration, String) {
     let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
     (Duration::from_secs(secs), format!("{secs}s"))

@@ -1,8 +1,16 @@
 //! The backends, one folder each. Each implements [`crate::backend::Backend`].
+//! Every one but `memory` is built only with the cargo feature of its name
+//! (`consul`, `mongodb`, `ldlm`; all on by default); [`crate::url`]'s table
+//! of schemes says which.
 
+#[cfg(feature = "consul")]
 pub mod consul;
+#[cfg(any(feature = "consul", feature = "ldlm"))]
 mod duration;
+#[cfg(feature = "ldlm")]
 pub mod ldlm;
 pub mod memory;
+#[cfg(feature = "mongodb")]
 pub mod mongo;
+#[cfg(any(feature = "consul", feature = "mongodb"))]
 mod retry;

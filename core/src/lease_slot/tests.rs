@@ -9,8 +9,10 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::*;
-use crate::backend::{AcquireRequest, Attempt, Backend, Capabilities, ChangeMarker, Grant};
-use crate::backend::{LeaseEnd, RenewOutcome};
+use crate::backend::{
+    AcquirePolicy, AcquireRequest, Attempt, Backend, ChangeMarker, DeclaredCapabilities, Grant,
+    HolderOps, Inspect, LeaseEnd, LockEventSource, LossWatch, RenewOutcome,
+};
 use crate::backends::memory::MemoryBackend;
 use crate::{Client, ClientOptions, ErrorKind, LockOptions};
 
@@ -28,8 +30,11 @@ impl Backend for Faulty {
     fn scheme(&self) -> &'static str {
         "memory"
     }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+    fn declared_capabilities(&self) -> DeclaredCapabilities {
+        self.inner.declared_capabilities()
+    }
+    fn acquire_policy(&self) -> Option<&dyn AcquirePolicy> {
+        None
     }
     async fn try_acquire(&self, request: &AcquireRequest) -> crate::Result<Attempt> {
         if self.panic_next.swap(false, Ordering::SeqCst) {
@@ -58,12 +63,22 @@ impl Backend for Faulty {
         }
         self.inner.release(grant).await
     }
-    async fn watch(&self, grant: &Grant) -> String {
-        self.inner.watch(grant).await
-    }
     fn forget(&self, grant: &Grant, end: LeaseEnd) {
         self.inner.forget(grant, end)
     }
+    fn loss_watch(&self) -> Option<&dyn LossWatch> {
+        self.inner.loss_watch()
+    }
+    fn event_source(&self) -> Option<&dyn LockEventSource> {
+        None
+    }
+    fn inspect(&self) -> Option<&dyn Inspect> {
+        None
+    }
+    fn holder_ops(&self) -> Option<&dyn HolderOps> {
+        None
+    }
+    async fn close(&self) {}
 }
 
 struct Fixture {

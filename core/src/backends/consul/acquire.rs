@@ -1,4 +1,4 @@
-//! The Consul backend's own acquire loop ([`crate::Backend::acquire`]).
+//! The Consul backend's own acquire loop (its [`crate::backend::AcquirePolicy`]).
 //!
 //! One attempt first (unless this client already has waiters queued on the
 //! key: arrival order holds within a client). While the lock stays busy the

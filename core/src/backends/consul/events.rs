@@ -24,7 +24,7 @@ use super::http::KvPair;
 use super::mutex::LOCK_FLAG;
 use super::semaphore::{listed_holders, SEMAPHORE_FLAG};
 use super::topics::Topics;
-use crate::lock_events::{LockEvent, LockEventKind, LockFeed};
+use crate::model::{LockEvent, LockEventKind, LockFeed};
 
 /// Events a slow consumer may fall behind by before it skips some.
 const BACKLOG: usize = 1024;

@@ -6,15 +6,48 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use async_trait::async_trait;
+
 use super::http::{ConsulHttp, ReadMode};
 use super::mutex::{self, ReleasedKeys, LOCK_FLAG};
 use super::semaphore::{self, SEMAPHORE_FLAG};
 use super::session::parse_session_ttl;
+use super::ConsulBackend;
+use crate::backend::{HolderOps, Inspect};
 use crate::error::{Error, Result};
-use crate::inspect::{HolderStatus, LockStatus};
+use crate::model::{HolderStatus, LockStatus};
+
+#[async_trait]
+impl Inspect for ConsulBackend {
+    async fn status(&self, name: &str) -> Result<LockStatus> {
+        status(&self.http, name, &self.key(name)).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        list(&self.http, &self.http.config().prefix, prefix).await
+    }
+
+    async fn force_release(&self, name: &str) -> Result<u32> {
+        force_release(&self.http, &self.released, name, &self.key(name), None).await
+    }
+}
+
+#[async_trait]
+impl HolderOps for ConsulBackend {
+    async fn release_holder(&self, name: &str, holder: &str) -> Result<bool> {
+        let key = self.key(name);
+        let released = force_release(&self.http, &self.released, name, &key, Some(holder));
+        Ok(released.await? > 0)
+    }
+
+    /// Renews the holder's session, with the session's own TTL.
+    async fn renew_holder(&self, name: &str, holder: &str, _ttl: Duration) -> Result<Duration> {
+        renew_holder(&self.http, name, &self.key(name), holder).await
+    }
+}
 
 /// Who holds the lock at `key` (mutex) or under `key/` (semaphore).
-pub(crate) async fn status(http: &ConsulHttp, name: &str, key: &str) -> Result<LockStatus> {
+async fn status(http: &ConsulHttp, name: &str, key: &str) -> Result<LockStatus> {
     let read = http.read(key, false, ReadMode::Now, true).await?;
     if let Some(pair) = read.pairs.first().filter(|p| p.flags == LOCK_FLAG) {
         let Some(session) = pair.holder() else {
@@ -54,7 +87,7 @@ pub(crate) async fn status(http: &ConsulHttp, name: &str, key: &str) -> Result<L
 }
 
 /// The held lock names under `root + prefix`, without `root`.
-pub(crate) async fn list(http: &ConsulHttp, root: &str, prefix: &str) -> Result<Vec<String>> {
+async fn list(http: &ConsulHttp, root: &str, prefix: &str) -> Result<Vec<String>> {
     let read = http
         .read(&format!("{root}{prefix}"), true, ReadMode::Now, true)
         .await?;
@@ -79,7 +112,7 @@ pub(crate) async fn list(http: &ConsulHttp, root: &str, prefix: &str) -> Result<
 }
 
 /// Releases the leases on `name` (only `holder`'s when given); how many.
-pub(crate) async fn force_release(
+async fn force_release(
     http: &ConsulHttp,
     released: &ReleasedKeys,
     name: &str,
@@ -108,12 +141,7 @@ pub(crate) async fn force_release(
 }
 
 /// Renews session `holder` after checking it holds `name`; the session's TTL.
-pub(crate) async fn renew_holder(
-    http: &ConsulHttp,
-    name: &str,
-    key: &str,
-    holder: &str,
-) -> Result<Duration> {
+async fn renew_holder(http: &ConsulHttp, name: &str, key: &str, holder: &str) -> Result<Duration> {
     let not_held = || Error::NotHeld {
         name: name.to_string(),
         reason: format!("consul session {holder:?} does not hold it"),

@@ -34,11 +34,12 @@ use self::semaphore::Keys;
 use self::session::{Reserved, SessionPool, SessionRenewal};
 use self::topics::Topics;
 use crate::backend::{
-    AcquireRequest, Acquisition, Attempt, Backend, Capabilities, ChangeMarker, Grant, LeaseEnd,
+    AcquirePolicy, AcquireRequest, Acquisition, Attempt, Backend, ChangeMarker,
+    DeclaredCapabilities, Grant, HolderOps, Inspect, LeaseEnd, LockEventSource, LossWatch,
     RenewOutcome, WaitSignals,
 };
 use crate::error::{Error, Result};
-use crate::inspect::LockStatus;
+use crate::model::LockFeed;
 
 /// How long a fresh lease goes unwatched. Watching is a long-poll that holds
 /// an HTTP connection; leases released sooner never open one (a loss in this
@@ -148,19 +149,20 @@ impl Backend for ConsulBackend {
         "consul"
     }
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
+    fn declared_capabilities(&self) -> DeclaredCapabilities {
+        DeclaredCapabilities {
             fencing: true,
-            loss_watch: true,
             change_notifications: true,
             semaphores: true,
             shared_renewal: true,
-            event_stream: true,
-            inspection: true,
             server_wait: false,
             idle_limit_resets: true,
             outlives_connection: true,
         }
+    }
+
+    fn acquire_policy(&self) -> Option<&dyn AcquirePolicy> {
+        Some(self)
     }
 
     async fn try_acquire(&self, request: &AcquireRequest) -> Result<Attempt> {
@@ -214,19 +216,6 @@ impl Backend for ConsulBackend {
             "consul invalidated two new sessions in a row; is session_ttl_min above the lock TTL?"
                 .into(),
         ))
-    }
-
-    async fn acquire(
-        &self,
-        request: &AcquireRequest,
-        until: Option<Instant>,
-        signals: &mut WaitSignals<'_>,
-    ) -> Result<Acquisition> {
-        acquire::acquire(self, request, until, signals).await
-    }
-
-    fn has_own_acquire(&self) -> bool {
-        true
     }
 
     async fn wait_for_change(
@@ -300,6 +289,49 @@ impl Backend for ConsulBackend {
         result
     }
 
+    fn forget(&self, grant: &Grant, end: LeaseEnd) {
+        let session = &grant.detail::<ConsulGrant>().session;
+        self.sessions.unreserve(session, &grant.name);
+        if end == LeaseEnd::Abandoned {
+            self.sessions.retire(session);
+        }
+    }
+
+    fn loss_watch(&self) -> Option<&dyn LossWatch> {
+        Some(self)
+    }
+
+    fn event_source(&self) -> Option<&dyn LockEventSource> {
+        Some(self)
+    }
+
+    fn inspect(&self) -> Option<&dyn Inspect> {
+        Some(self)
+    }
+
+    fn holder_ops(&self) -> Option<&dyn HolderOps> {
+        Some(self)
+    }
+
+    async fn close(&self) {
+        self.sessions.destroy_all(&self.http).await;
+    }
+}
+
+#[async_trait]
+impl AcquirePolicy for ConsulBackend {
+    async fn acquire(
+        &self,
+        request: &AcquireRequest,
+        until: Option<Instant>,
+        signals: &mut WaitSignals<'_>,
+    ) -> Result<Acquisition> {
+        acquire::acquire(self, request, until, signals).await
+    }
+}
+
+#[async_trait]
+impl LossWatch for ConsulBackend {
     async fn watch(&self, grant: &Grant) -> String {
         let detail = grant.detail::<ConsulGrant>();
         tokio::time::sleep(WATCH_GRACE).await;
@@ -321,41 +353,15 @@ impl Backend for ConsulBackend {
             }
         }
     }
+}
 
-    fn lock_events(&self, prefix: &str) -> Option<crate::LockFeed> {
-        Some(events::stream(
+impl LockEventSource for ConsulBackend {
+    fn lock_events(&self, prefix: &str) -> LockFeed {
+        events::stream(
             &self.topics,
             &self.http.config().prefix,
             prefix,
             self.http.last_index(),
-        ))
-    }
-
-    fn forget(&self, grant: &Grant, end: LeaseEnd) {
-        let session = &grant.detail::<ConsulGrant>().session;
-        self.sessions.unreserve(session, &grant.name);
-        if end == LeaseEnd::Abandoned {
-            self.sessions.retire(session);
-        }
-    }
-
-    async fn status(&self, name: &str) -> Result<LockStatus> {
-        inspect::status(&self.http, name, &self.key(name)).await
-    }
-
-    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        inspect::list(&self.http, &self.http.config().prefix, prefix).await
-    }
-
-    async fn force_release(&self, name: &str, holder: Option<&str>) -> Result<u32> {
-        inspect::force_release(&self.http, &self.released, name, &self.key(name), holder).await
-    }
-
-    async fn renew_holder(&self, name: &str, holder: &str, _ttl: Duration) -> Result<Duration> {
-        inspect::renew_holder(&self.http, name, &self.key(name), holder).await
-    }
-
-    async fn close(&self) {
-        self.sessions.destroy_all(&self.http).await;
+        )
     }
 }

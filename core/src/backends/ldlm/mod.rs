@@ -23,6 +23,7 @@
 mod config;
 mod connection;
 mod errors;
+mod holder_ops;
 mod tls;
 
 /// The LDLM protocol as generated from `core/proto/ldlm.proto`: its
@@ -47,8 +48,9 @@ pub use config::{LdlmConfig, DEFAULT_PORT, MIN_KEEPALIVE};
 use self::connection::{Connection, Connections};
 use self::errors::{refusal, status_error, Refusal};
 use crate::backend::{
-    AcquireRequest, Acquisition, Attempt, Backend, Capabilities, ChangeMarker, Grant, RenewOutcome,
-    WaitSignals,
+    AcquirePolicy, AcquireRequest, Acquisition, Attempt, Backend, ChangeMarker,
+    DeclaredCapabilities, Grant, HolderOps, Inspect, LeaseEnd, LockEventSource, LossWatch,
+    RenewOutcome, WaitSignals,
 };
 use crate::error::{Error, Result};
 
@@ -361,63 +363,20 @@ impl Backend for LdlmBackend {
         "ldlm"
     }
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
+    fn declared_capabilities(&self) -> DeclaredCapabilities {
+        DeclaredCapabilities {
             fencing: false,
-            loss_watch: true,
             change_notifications: true,
             semaphores: true,
             shared_renewal: false,
-            event_stream: false,
-            inspection: false,
             server_wait: true,
             idle_limit_resets: false,
             outlives_connection: false,
         }
     }
 
-    fn has_own_acquire(&self) -> bool {
-        true
-    }
-
-    async fn acquire(
-        &self,
-        request: &AcquireRequest,
-        until: Option<Instant>,
-        signals: &mut WaitSignals<'_>,
-    ) -> Result<Acquisition> {
-        let sent = Instant::now();
-        if until.is_some_and(|until| until <= sent) {
-            return Ok(match self.try_lock(request).await? {
-                Some(grant) => Acquisition::Granted {
-                    grant,
-                    proven_from: sent,
-                },
-                None => Acquisition::Busy,
-            });
-        }
-        // The server does not say whether it parks the call: it counts as
-        // waiting from the moment it is sent.
-        signals.started();
-        let grant = tokio::select! {
-            biased;
-            granted = self.lock(request, until) => granted?,
-            _ = signals.caller_gone() => return Ok(Acquisition::CallerGone),
-        };
-        let Some(grant) = grant else {
-            return Ok(Acquisition::Busy);
-        };
-        let mut proven_from = sent;
-        if sent.elapsed() > request.ttl.mul_f64(REPROVE_AFTER) {
-            let renewed = Instant::now();
-            match self.renew_one(&grant).await {
-                Ok(RenewOutcome::Renewed { .. }) => proven_from = renewed,
-                // A lost grant is reported by the keeper at once (its
-                // deadline has passed or its connection is gone).
-                Ok(RenewOutcome::Lost { .. }) | Err(_) => {}
-            }
-        }
-        Ok(Acquisition::Granted { grant, proven_from })
+    fn acquire_policy(&self) -> Option<&dyn AcquirePolicy> {
+        Some(self)
     }
 
     async fn try_acquire(&self, request: &AcquireRequest) -> Result<Attempt> {
@@ -466,40 +425,77 @@ impl Backend for LdlmBackend {
             .map_err(|why| lost(format!("the LDLM server no longer had the lease: {why}")))
     }
 
-    async fn force_release(&self, name: &str, holder: Option<&str>) -> Result<u32> {
-        let Some(key) = holder else {
-            return Err(Error::invalid(
-                "LDLM cannot list a lock's holders: release a lease by its key (the holder id)",
-            ));
-        };
-        let unlocked = self
-            .retrying(None, |connection| async move {
-                self.unlock_call(&connection, name, key).await
-            })
-            .await?;
-        Ok(u32::from(unlocked.is_ok()))
+    fn forget(&self, _grant: &Grant, _end: LeaseEnd) {}
+
+    fn loss_watch(&self) -> Option<&dyn LossWatch> {
+        Some(self)
     }
 
-    async fn renew_holder(&self, name: &str, holder: &str, ttl: Duration) -> Result<Duration> {
-        let seconds = whole_seconds(ttl);
-        self.retrying(None, |connection| async move {
-            self.renew_call(&connection, name, holder, seconds).await
-        })
-        .await?
-        .map(|()| ttl)
-        .map_err(|why| Error::NotHeld {
-            name: name.to_string(),
-            reason: format!("{holder:?} does not hold it: {why}"),
-        })
+    fn event_source(&self) -> Option<&dyn LockEventSource> {
+        None
     }
 
-    async fn watch(&self, grant: &Grant) -> String {
-        let connection = &grant.detail::<LdlmGrant>().connection;
-        connection_gone(&connection.closed().await)
+    fn inspect(&self) -> Option<&dyn Inspect> {
+        None
+    }
+
+    fn holder_ops(&self) -> Option<&dyn HolderOps> {
+        Some(self)
     }
 
     async fn close(&self) {
         self.connections.close();
+    }
+}
+
+#[async_trait]
+impl AcquirePolicy for LdlmBackend {
+    async fn acquire(
+        &self,
+        request: &AcquireRequest,
+        until: Option<Instant>,
+        signals: &mut WaitSignals<'_>,
+    ) -> Result<Acquisition> {
+        let sent = Instant::now();
+        if until.is_some_and(|until| until <= sent) {
+            return Ok(match self.try_lock(request).await? {
+                Some(grant) => Acquisition::Granted {
+                    grant,
+                    proven_from: sent,
+                },
+                None => Acquisition::Busy,
+            });
+        }
+        // The server does not say whether it parks the call: it counts as
+        // waiting from the moment it is sent.
+        signals.started();
+        let grant = tokio::select! {
+            biased;
+            granted = self.lock(request, until) => granted?,
+            _ = signals.caller_gone() => return Ok(Acquisition::CallerGone),
+        };
+        let Some(grant) = grant else {
+            return Ok(Acquisition::Busy);
+        };
+        let mut proven_from = sent;
+        if sent.elapsed() > request.ttl.mul_f64(REPROVE_AFTER) {
+            let renewed = Instant::now();
+            match self.renew_one(&grant).await {
+                Ok(RenewOutcome::Renewed { .. }) => proven_from = renewed,
+                // A lost grant is reported by the keeper at once (its
+                // deadline has passed or its connection is gone).
+                Ok(RenewOutcome::Lost { .. }) | Err(_) => {}
+            }
+        }
+        Ok(Acquisition::Granted { grant, proven_from })
+    }
+}
+
+#[async_trait]
+impl LossWatch for LdlmBackend {
+    async fn watch(&self, grant: &Grant) -> String {
+        let connection = &grant.detail::<LdlmGrant>().connection;
+        connection_gone(&connection.closed().await)
     }
 }
 

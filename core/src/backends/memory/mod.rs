@@ -2,10 +2,10 @@
 //! (limits, TTL expiry, fencing tokens, notification-driven waits). It is the
 //! embedded default and the oracle the conformance suite checks others against.
 
+mod inspect;
 mod store;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::Instant;
@@ -14,10 +14,11 @@ use url::Url;
 pub use store::{HolderInfo, MemoryStore};
 
 use crate::backend::{
-    AcquireRequest, Attempt, Backend, Capabilities, ChangeMarker, Grant, RenewOutcome,
+    AcquirePolicy, AcquireRequest, Attempt, Backend, ChangeMarker, DeclaredCapabilities, Grant,
+    HolderOps, Inspect, LeaseEnd, LockEventSource, LossWatch, RenewOutcome,
 };
 use crate::error::{Error, Result};
-use crate::inspect::{HolderStatus, LockStatus};
+use crate::model::LockFeed;
 
 /// The `memory://` backend: a handle on a named [`MemoryStore`].
 pub struct MemoryBackend {
@@ -49,19 +50,20 @@ impl Backend for MemoryBackend {
         "memory"
     }
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
+    fn declared_capabilities(&self) -> DeclaredCapabilities {
+        DeclaredCapabilities {
             fencing: true,
-            loss_watch: true,
             change_notifications: true,
             semaphores: true,
             shared_renewal: false,
-            event_stream: true,
-            inspection: true,
             server_wait: false,
             idle_limit_resets: true,
             outlives_connection: true,
         }
+    }
+
+    fn acquire_policy(&self) -> Option<&dyn AcquirePolicy> {
+        None
     }
 
     async fn try_acquire(&self, request: &AcquireRequest) -> Result<Attempt> {
@@ -88,54 +90,36 @@ impl Backend for MemoryBackend {
         self.store.release(grant)
     }
 
+    fn forget(&self, _grant: &Grant, _end: LeaseEnd) {}
+
+    fn loss_watch(&self) -> Option<&dyn LossWatch> {
+        Some(self)
+    }
+
+    fn event_source(&self) -> Option<&dyn LockEventSource> {
+        Some(self)
+    }
+
+    fn inspect(&self) -> Option<&dyn Inspect> {
+        Some(self)
+    }
+
+    fn holder_ops(&self) -> Option<&dyn HolderOps> {
+        Some(self)
+    }
+
+    async fn close(&self) {}
+}
+
+#[async_trait]
+impl LossWatch for MemoryBackend {
     async fn watch(&self, grant: &Grant) -> String {
         self.store.watch(grant).await
     }
+}
 
-    async fn status(&self, name: &str) -> Result<LockStatus> {
-        let snapshot = self.store.snapshot(name);
-        Ok(LockStatus {
-            name: name.to_string(),
-            limit: snapshot.limit,
-            holders: snapshot
-                .holders
-                .into_iter()
-                .map(|h| HolderStatus {
-                    holder: h.holder,
-                    value: h.value,
-                    fencing_token: Some(h.fencing_token),
-                    expires_in: Some(h.expires_in),
-                })
-                .collect(),
-        })
-    }
-
-    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        Ok(self.store.held_names(prefix))
-    }
-
-    async fn force_release(&self, name: &str, holder: Option<&str>) -> Result<u32> {
-        let mut released = 0;
-        for info in self.store.holders(name) {
-            if holder.is_none_or(|h| h == info.holder) && self.store.revoke(name, &info.holder) {
-                released += 1;
-            }
-        }
-        Ok(released)
-    }
-
-    async fn renew_holder(&self, name: &str, holder: &str, ttl: Duration) -> Result<Duration> {
-        if self.store.renew_holder(name, holder, ttl) {
-            Ok(ttl)
-        } else {
-            Err(Error::NotHeld {
-                name: name.to_string(),
-                reason: format!("{holder:?} does not hold it (released, expired or revoked)"),
-            })
-        }
-    }
-
-    fn lock_events(&self, _prefix: &str) -> Option<crate::LockFeed> {
-        Some(crate::LockFeed::live(self.store.subscribe()))
+impl LockEventSource for MemoryBackend {
+    fn lock_events(&self, _prefix: &str) -> LockFeed {
+        LockFeed::live(self.store.subscribe())
     }
 }

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::backend::{AcquireRequest, Attempt, ChangeMarker, Grant, RenewOutcome};
 use crate::error::{Error, Result};
-use crate::lock_events::{LockEvent, LockEventKind};
+use crate::model::{LockEvent, LockEventKind};
 
 /// How many lock events a slow `watch` consumer may fall behind by.
 const EVENT_BACKLOG: usize = 1024;

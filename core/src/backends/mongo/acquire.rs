@@ -30,7 +30,7 @@ use super::{MongoBackend, MongoGrant};
 use crate::backend::{AcquireRequest, Acquisition, Grant, WaitSignals};
 use crate::backends::retry::{race_backoff, random_u64};
 use crate::error::{Error, Result};
-use crate::lock_events::LockEventKind;
+use crate::model::LockEventKind;
 
 /// How many lost insert races a `try_acquire` tolerates before it gives up.
 pub(super) const RACE_RETRIES: u32 = 8;

@@ -40,7 +40,7 @@ use super::known::{Freed, Known, NameKey};
 use super::plan::{Generation, EXPIRY_ALLOWANCE_MS};
 use super::waiters::Waiters;
 use crate::error::{Error, Result};
-use crate::lock_events::{LockEvent, LockEventKind};
+use crate::model::{LockEvent, LockEventKind};
 use crate::runtime;
 
 /// Size of the capped collection: small, because FerretDB rescans it.

@@ -22,7 +22,7 @@ use super::plan::{doc_id, Generation};
 use super::waiters::Handed;
 use super::{release_marked, MongoBackend, MongoGrant};
 use crate::error::Result;
-use crate::lock_events::LockEventKind;
+use crate::model::LockEventKind;
 
 /// A lease this close to its proven expiry is not handed over.
 const HANDOFF_MARGIN: Duration = Duration::from_secs(1);

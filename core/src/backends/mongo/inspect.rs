@@ -7,10 +7,13 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
+
 use super::plan::Generation;
 use super::MongoBackend;
+use crate::backend::{HolderOps, Inspect};
 use crate::error::{Error, Result};
-use crate::inspect::{HolderStatus, LockStatus};
+use crate::model::{HolderStatus, LockStatus};
 
 impl MongoBackend {
     /// The live generations of `name`'s slots, at server time now.
@@ -29,7 +32,31 @@ impl MongoBackend {
             .collect())
     }
 
-    pub(crate) async fn inspect_status(&self, name: &str) -> Result<LockStatus> {
+    /// Releases the live leases on `name` (only `holder`'s when given),
+    /// each with an end record first; how many.
+    async fn release_live(&self, name: &str, holder: Option<&str>) -> Result<u32> {
+        let mut count = 0;
+        for g in self.live(name).await? {
+            if holder.is_some_and(|wanted| wanted != g.id) {
+                continue;
+            }
+            // The record first, so the holder cannot miss the release.
+            if !g.unit.is_empty() {
+                let now = self.clock.now_ms();
+                let told = self.ledger.sessions.record_end(&g.unit, &g.id, true, now);
+                told.await?;
+            }
+            if self.release_generation(name, &g).await? {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+}
+
+#[async_trait]
+impl Inspect for MongoBackend {
+    async fn status(&self, name: &str) -> Result<LockStatus> {
         let live = self.live(name).await?;
         if live.is_empty() {
             return Ok(LockStatus::free(name));
@@ -54,39 +81,22 @@ impl MongoBackend {
         })
     }
 
-    pub(crate) async fn inspect_list(&self, prefix: &str) -> Result<Vec<String>> {
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         self.ledger.held_names(prefix, self.clock.now_ms()).await
     }
 
-    pub(crate) async fn inspect_force_release(
-        &self,
-        name: &str,
-        holder: Option<&str>,
-    ) -> Result<u32> {
-        let mut count = 0;
-        for g in self.live(name).await? {
-            if holder.is_some_and(|wanted| wanted != g.id) {
-                continue;
-            }
-            // The record first, so the holder cannot miss the release.
-            if !g.unit.is_empty() {
-                let now = self.clock.now_ms();
-                let told = self.ledger.sessions.record_end(&g.unit, &g.id, true, now);
-                told.await?;
-            }
-            if self.release_generation(name, &g).await? {
-                count += 1;
-            }
-        }
-        Ok(count)
+    async fn force_release(&self, name: &str) -> Result<u32> {
+        self.release_live(name, None).await
+    }
+}
+
+#[async_trait]
+impl HolderOps for MongoBackend {
+    async fn release_holder(&self, name: &str, holder: &str) -> Result<bool> {
+        Ok(self.release_live(name, Some(holder)).await? > 0)
     }
 
-    pub(crate) async fn inspect_renew_holder(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<Duration> {
+    async fn renew_holder(&self, name: &str, holder: &str, ttl: Duration) -> Result<Duration> {
         if !self.live(name).await?.iter().any(|g| g.id == holder) {
             return Err(Error::NotHeld {
                 name: name.to_string(),

@@ -45,11 +45,12 @@ use self::ledger::{IdReads, Ledger};
 use self::plan::Generation;
 use self::sessions::Sessions;
 use crate::backend::{
-    AcquireRequest, Acquisition, Attempt, Backend, Capabilities, ChangeMarker, Grant, LeaseEnd,
+    AcquirePolicy, AcquireRequest, Acquisition, Attempt, Backend, ChangeMarker,
+    DeclaredCapabilities, Grant, HolderOps, Inspect, LeaseEnd, LockEventSource, LossWatch,
     RenewOutcome, WaitSignals,
 };
 use crate::error::{Error, Result};
-use crate::lock_events::LockEventKind;
+use crate::model::{LockEventKind, LockFeed};
 
 /// How often a client sweeps old sessions and end records.
 const SWEEP_EVERY: Duration = Duration::from_secs(10 * 60);
@@ -239,32 +240,20 @@ impl Backend for MongoBackend {
         "mongodb"
     }
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
+    fn declared_capabilities(&self) -> DeclaredCapabilities {
+        DeclaredCapabilities {
             fencing: true,
-            loss_watch: true,
             change_notifications: true,
             semaphores: true,
             shared_renewal: true,
-            event_stream: true,
-            inspection: true,
             server_wait: false,
             idle_limit_resets: true,
             outlives_connection: true,
         }
     }
 
-    async fn acquire(
-        &self,
-        request: &AcquireRequest,
-        until: Option<Instant>,
-        signals: &mut WaitSignals<'_>,
-    ) -> Result<Acquisition> {
-        acquire::acquire(self, request, until, signals).await
-    }
-
-    fn has_own_acquire(&self) -> bool {
-        true
+    fn acquire_policy(&self) -> Option<&dyn AcquirePolicy> {
+        Some(self)
     }
 
     async fn try_acquire(&self, request: &AcquireRequest) -> Result<Attempt> {
@@ -274,7 +263,7 @@ impl Backend for MongoBackend {
         })
     }
 
-    /// Only for callers of the trait's parts: [`Backend::acquire`] waits on
+    /// Only for callers of the trait's parts: its [`AcquirePolicy`] waits on
     /// its own. Returns at this process's next turn on the name (a release
     /// or a recheck time), or at `until`.
     async fn wait_for_change(
@@ -338,22 +327,6 @@ impl Backend for MongoBackend {
         }
     }
 
-    async fn status(&self, name: &str) -> Result<crate::inspect::LockStatus> {
-        self.inspect_status(name).await
-    }
-
-    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        self.inspect_list(prefix).await
-    }
-
-    async fn force_release(&self, name: &str, holder: Option<&str>) -> Result<u32> {
-        self.inspect_force_release(name, holder).await
-    }
-
-    async fn renew_holder(&self, name: &str, holder: &str, ttl: Duration) -> Result<Duration> {
-        self.inspect_renew_holder(name, holder, ttl).await
-    }
-
     async fn release(&self, grant: &Grant) -> Result<()> {
         let detail = grant.detail::<MongoGrant>();
         let released = match self.hand_over(&grant.name, &detail.generation).await? {
@@ -377,12 +350,47 @@ impl Backend for MongoBackend {
         })
     }
 
+    fn loss_watch(&self) -> Option<&dyn LossWatch> {
+        Some(self)
+    }
+
+    fn event_source(&self) -> Option<&dyn LockEventSource> {
+        Some(self)
+    }
+
+    fn inspect(&self) -> Option<&dyn Inspect> {
+        Some(self)
+    }
+
+    fn holder_ops(&self) -> Option<&dyn HolderOps> {
+        Some(self)
+    }
+
+    async fn close(&self) {}
+}
+
+#[async_trait]
+impl AcquirePolicy for MongoBackend {
+    async fn acquire(
+        &self,
+        request: &AcquireRequest,
+        until: Option<Instant>,
+        signals: &mut WaitSignals<'_>,
+    ) -> Result<Acquisition> {
+        acquire::acquire(self, request, until, signals).await
+    }
+}
+
+#[async_trait]
+impl LossWatch for MongoBackend {
     async fn watch(&self, grant: &Grant) -> String {
         self.events.expired(&grant.holder).await;
         "the lease expired and another holder took its slot".into()
     }
+}
 
-    fn lock_events(&self, _prefix: &str) -> Option<crate::LockFeed> {
-        Some(crate::LockFeed::live(self.events.subscribe()))
+impl LockEventSource for MongoBackend {
+    fn lock_events(&self, _prefix: &str) -> LockFeed {
+        LockFeed::live(self.events.subscribe())
     }
 }
