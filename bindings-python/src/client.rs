@@ -10,11 +10,12 @@ use crate::capabilities::Capabilities;
 use crate::errors::to_py;
 use crate::lock::Lock;
 use crate::registry::Registry;
+use crate::tracking;
 
 /// A backend connection (on Consul: one session renewing all its leases),
 /// chosen by URL: `memory://`, `consul://host:port`, `mongodb://…`,
 /// `ldlm://host:port`.
-#[pyclass(frozen, module = "polylock")]
+#[pyclass(frozen, weakref, module = "polylock")]
 pub(crate) struct Client {
     inner: polylock::Client,
 }
@@ -47,7 +48,7 @@ fn options(
     if let Some(value) = default_value {
         options.default_value = value;
     }
-    Ok(options)
+    Ok(tracking::track(options))
 }
 
 #[pymethods]

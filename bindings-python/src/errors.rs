@@ -17,6 +17,7 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Auth => "AuthError",
         ErrorKind::InvalidArgument => "InvalidArgument",
         ErrorKind::Usage => "UsageError",
+        ErrorKind::Cancelled => "Cancelled",
         _ => "BackendError",
     }
 }

@@ -3,17 +3,24 @@
 //!
 //! `Client`, `Lock` and `Lease` are native classes; every blocking call
 //! releases the GIL ([`bridge::wait`]) and each has an `*_async` twin that
-//! returns an asyncio future ([`bridge::to_asyncio`]), which the package's
-//! `AsyncClient` wraps. Errors become the classes of `polylock.errors`.
+//! returns an awaitable ([`bridge::to_asyncio`], [`acquire`]), which the
+//! package's `AsyncClient` wraps. A `Lock` is a [`polylock::LeaseSlot`].
+//! No polylock runtime worker ever waits for the GIL: results reach Python
+//! through one delivery thread ([`delivery`]), lost callbacks through
+//! polylock's notifier thread. Errors become the classes of
+//! `polylock.errors`.
 
+mod acquire;
 mod bridge;
 mod capabilities;
 mod client;
+mod delivery;
 mod errors;
 mod lease;
 mod lock;
 mod lost;
 mod registry;
+mod tracking;
 
 use pyo3::prelude::*;
 
@@ -30,5 +37,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<registry::RegistryEvent>()?;
     module.add_class::<registry::RegistryEvents>()?;
     module.add_function(wrap_pyfunction!(bridge::_shutdown, module)?)?;
+    module.add_function(wrap_pyfunction!(tracking::_track_clients, module)?)?;
+    module.add_function(wrap_pyfunction!(tracking::_live_clients, module)?)?;
     Ok(())
 }

@@ -1,136 +1,95 @@
 //! `polylock.Lock`: a lock name with its options, holding at most one
-//! lease at a time; a context manager.
+//! lease at a time (a [`polylock::LeaseSlot`]); a context manager. Its
+//! acquisitions are in [`crate::acquire`].
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use polylock::Wait;
+use polylock::{LeaseSlot, ListenerId, Wait};
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
+use pyo3::PyTraverseError;
 
+use crate::acquire;
 use crate::bridge;
 use crate::errors::to_py;
 use crate::lease::{seconds, Lease};
-use crate::lost;
+use crate::lost::Callback;
 
+/// One `on_lost` registration: its handle (what Python sees), the slot's
+/// listener id, and the callback.
+struct Registration {
+    handle: u64,
+    id: ListenerId,
+    callback: Arc<Callback>,
+}
+
+/// The lost listeners of a Lock.
 #[derive(Default)]
-struct State {
-    current: Option<Py<Lease>>,
-    acquiring: bool,
-    callbacks: Vec<Py<PyAny>>,
+struct Listeners {
+    next_handle: u64,
+    registered: Vec<Registration>,
 }
 
 /// A lock handle from `Client.lock()`. `with lock as lease:` acquires
 /// (waiting as long as it takes) and releases.
-#[pyclass(frozen, module = "polylock")]
+#[pyclass(frozen, weakref, module = "polylock")]
 pub(crate) struct Lock {
-    pub(crate) inner: polylock::Lock,
-    state: Mutex<State>,
+    pub(crate) slot: LeaseSlot,
+    /// Only taken with the GIL held, never across a wait for it.
+    listeners: Mutex<Listeners>,
+    /// The number of the last acquisition started (with the GIL held).
+    started: AtomicU64,
 }
 
 /// A timeout in seconds (None: forever) as a wait.
-pub(crate) fn wait_for(timeout: Option<f64>) -> PyResult<Wait> {
+pub(crate) fn wait_for(py: Python<'_>, timeout: Option<f64>) -> PyResult<Wait> {
     let Some(timeout) = timeout else {
         return Ok(Wait::Forever);
     };
     Duration::try_from_secs_f64(timeout)
         .map(Wait::For)
         .map_err(|_| {
-            Python::attach(|py| {
-                to_py(
-                    py,
-                    polylock::Error::InvalidArgument(format!(
-                        "timeout must be a non-negative number of seconds or None, not {timeout}"
-                    )),
-                )
-            })
+            to_py(
+                py,
+                polylock::Error::InvalidArgument(format!(
+                    "timeout must be a non-negative number of seconds or None, not {timeout}"
+                )),
+            )
         })
 }
 
 impl Lock {
     pub(crate) fn new(inner: polylock::Lock) -> Self {
         Lock {
-            inner,
-            state: Mutex::default(),
+            slot: LeaseSlot::new(inner),
+            listeners: Mutex::default(),
+            started: AtomicU64::new(0),
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// Numbers an acquisition just started (call with the GIL held, right
+    /// after `start_acquire`), for [`cancel_attempt`](Self::cancel_attempt).
+    pub(crate) fn number_attempt(&self) -> u64 {
+        self.started.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    /// Claims the right to acquire (one lease per lock object at a time).
-    fn begin(&self, py: Python<'_>) -> PyResult<()> {
-        let mut state = self.state();
-        let held = state
-            .current
-            .as_ref()
-            .is_some_and(|lease| lease.get().inner.is_held());
-        if state.acquiring || held {
-            return Err(to_py(
-                py,
-                polylock::Error::Usage(format!(
-                    "this Lock object for {:?} already holds or is acquiring a lease; release \
-                     it, or make another Lock object (one per concurrent holder)",
-                    self.inner.name()
-                )),
-            ));
+    /// Cancels acquisition `attempt` if it is still pending; never a later
+    /// one (acquisitions start with the GIL held, which the caller holds).
+    pub(crate) fn cancel_attempt(&self, attempt: u64) -> bool {
+        self.started.load(Ordering::SeqCst) == attempt && self.slot.cancel()
+    }
+
+    fn listeners(&self) -> MutexGuard<'_, Listeners> {
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn current(slf: &Bound<'_, Self>) -> PyResult<Option<Py<Lease>>> {
+        match slf.get().slot.lease() {
+            Some(view) => Lease::new(slf.py(), slf.clone().unbind(), view).map(Some),
+            None => Ok(None),
         }
-        state.acquiring = true;
-        Ok(())
-    }
-
-    /// Ends an acquisition: stores the lease (with the lock's callbacks).
-    fn finish(
-        &self,
-        py: Python<'_>,
-        lease: Option<polylock::Lease>,
-    ) -> PyResult<Option<Py<Lease>>> {
-        let mut state = self.state();
-        state.acquiring = false;
-        let Some(lease) = lease else {
-            return Ok(None);
-        };
-        for callback in &state.callbacks {
-            lost::watch(&lease, callback.clone_ref(py));
-        }
-        let lease = Py::new(py, Lease::new(lease))?;
-        state.current = Some(lease.clone_ref(py));
-        Ok(Some(lease))
-    }
-
-    fn abort(&self) {
-        self.state().acquiring = false;
-    }
-
-    fn acquire_blocking(&self, py: Python<'_>, wait: Wait) -> PyResult<Option<Py<Lease>>> {
-        self.begin(py)?;
-        let lock = self.inner.clone();
-        match bridge::wait(py, async move { lock.acquire_with(wait).await }) {
-            Ok(lease) => self.finish(py, lease),
-            Err(error) => {
-                self.abort();
-                Err(error)
-            }
-        }
-    }
-
-    fn current(&self, py: Python<'_>) -> Option<Py<Lease>> {
-        self.state()
-            .current
-            .as_ref()
-            .map(|lease| lease.clone_ref(py))
-    }
-
-    fn held(&self, py: Python<'_>) -> PyResult<Py<Lease>> {
-        self.current(py).ok_or_else(|| {
-            to_py(
-                py,
-                polylock::Error::NotHeld {
-                    name: self.inner.name().to_string(),
-                    reason: "this Lock object holds no lease (never acquired, or released)".into(),
-                },
-            )
-        })
     }
 }
 
@@ -139,28 +98,36 @@ impl Lock {
     /// The lock's name.
     #[getter]
     fn name(&self) -> &str {
-        self.inner.name()
+        self.slot.lock().name()
     }
 
     /// The lock's limit (1: mutex).
     #[getter]
     fn limit(&self) -> u32 {
-        self.inner.limit()
+        self.slot.lock().limit()
     }
 
     /// The TTL leases of this lock get, in seconds.
     #[getter]
     fn ttl(&self) -> f64 {
-        seconds(self.inner.ttl())
+        seconds(self.slot.lock().ttl())
     }
 
     /// Takes the lock, waiting at most `timeout` seconds (None: as long as
     /// it takes). Raises LockTimeout when the time runs out; Ctrl-C
-    /// interrupts the wait. The GIL is released while waiting.
-    #[pyo3(signature = (timeout=None))]
-    fn acquire(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<Lease>> {
-        let wait = wait_for(timeout)?;
-        self.acquire_blocking(py, wait)?.ok_or_else(|| {
+    /// interrupts the wait (a lease granted at that moment is released).
+    /// The GIL is released while waiting. `on_wait_started()` is called
+    /// once, in this thread, if the lock is busy and the wait begins; an
+    /// exception it raises cancels the acquisition and is raised here.
+    #[pyo3(signature = (timeout=None, *, on_wait_started=None))]
+    fn acquire(
+        slf: &Bound<'_, Self>,
+        timeout: Option<f64>,
+        on_wait_started: Option<Py<PyAny>>,
+    ) -> PyResult<Py<Lease>> {
+        let py = slf.py();
+        let wait = wait_for(py, timeout)?;
+        acquire::blocking(slf, wait, on_wait_started)?.ok_or_else(|| {
             to_py(
                 py,
                 polylock::Error::Backend("the wait ended without a lease".into()),
@@ -169,96 +136,161 @@ impl Lock {
     }
 
     /// Takes the lock if it is free now; None when it is busy.
-    fn try_acquire(&self, py: Python<'_>) -> PyResult<Option<Py<Lease>>> {
-        self.acquire_blocking(py, Wait::No)
+    fn try_acquire(slf: &Bound<'_, Self>) -> PyResult<Option<Py<Lease>>> {
+        acquire::blocking(slf, Wait::No, None)
     }
 
-    /// `acquire()` as an awaitable.
-    #[pyo3(signature = (timeout=None))]
+    /// `acquire()` as a coroutine. Cancelling it cancels the wait; a lease
+    /// granted at that moment is released before the cancellation goes on.
+    /// `on_wait_started()` is scheduled on the event loop if the wait begins
+    /// (an exception it raises goes to the loop's exception handler).
+    #[pyo3(signature = (timeout=None, *, on_wait_started=None))]
     fn acquire_async<'py>(
-        slf: Bound<'py, Self>,
+        slf: &Bound<'py, Self>,
         timeout: Option<f64>,
+        on_wait_started: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        Self::acquire_awaitable(slf, wait_for(timeout)?)
+        wait_for(slf.py(), timeout)?;
+        acquire::coroutine(slf, timeout, false, on_wait_started)
     }
 
-    /// `try_acquire()` as an awaitable.
-    fn try_acquire_async<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        Self::acquire_awaitable(slf, Wait::No)
+    /// `try_acquire()` as a coroutine.
+    fn try_acquire_async<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        acquire::coroutine(slf, None, true, None)
+    }
+
+    /// Starts an acquisition: an asyncio future of its outcome and the
+    /// acquisition's number (for `polylock._bridge.acquire`).
+    #[pyo3(signature = (timeout, try_only, on_wait_started))]
+    fn _acquire_future<'py>(
+        slf: &Bound<'py, Self>,
+        timeout: Option<f64>,
+        try_only: bool,
+        on_wait_started: Option<Py<PyAny>>,
+    ) -> PyResult<(Bound<'py, PyAny>, u64)> {
+        let wait = if try_only {
+            Wait::No
+        } else {
+            wait_for(slf.py(), timeout)?
+        };
+        acquire::future(slf, wait, on_wait_started)
+    }
+
+    /// Cancels acquisition number `attempt` if it is still pending.
+    fn _cancel_attempt(&self, attempt: u64) -> bool {
+        self.cancel_attempt(attempt)
+    }
+
+    /// Cancels this lock's pending acquisition (from another thread or
+    /// task): it raises polylock.Cancelled (an attempt already sent to the
+    /// backend finishes first; a lease it brings back is released). False
+    /// when none was pending.
+    fn cancel(&self) -> bool {
+        self.slot.cancel()
     }
 
     /// Releases the lease this lock holds. Raises NotHeld without one (or
-    /// when released already), LockLost when it was lost.
+    /// when released already), LockLost when it was lost. After a
+    /// ConnectionError (the backend unreachable) the lease is still held:
+    /// call again.
     fn release(&self, py: Python<'_>) -> PyResult<()> {
-        let lease = self.held(py)?;
-        let outcome = lease.get().release(py);
-        self.state().current = None;
-        outcome
+        let slot = self.slot.clone();
+        bridge::wait(py, async move { slot.release().await })
     }
 
     /// `release()` as an awaitable.
     fn release_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let lease = self.held(py)?;
-        self.state().current = None;
-        let inner = lease.get().inner.clone();
-        bridge::to_asyncio(py, async move { inner.release().await }, |py, ()| {
+        let slot = self.slot.clone();
+        bridge::to_asyncio(py, async move { slot.release().await }, |py, ()| {
             Ok(py.None())
         })
     }
 
     /// Renews the held lease now.
     fn renew(&self, py: Python<'_>) -> PyResult<()> {
-        self.held(py)?.get().renew(py)
+        let slot = self.slot.clone();
+        bridge::wait(py, async move { slot.renew().await })
     }
 
     /// `renew()` as an awaitable.
     fn renew_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.held(py)?.get().inner.clone();
-        bridge::to_asyncio(py, async move { inner.renew().await }, |py, ()| {
-            Ok(py.None())
-        })
+        let slot = self.slot.clone();
+        bridge::to_asyncio(
+            py,
+            async move { slot.renew().await },
+            |py, ()| Ok(py.None()),
+        )
     }
 
-    /// The current lease, if any (it may have been lost since).
+    /// The current lease, if any (it may have been lost since); a new view
+    /// object each time.
     #[getter]
-    fn lease(&self, py: Python<'_>) -> Option<Py<Lease>> {
-        self.current(py)
+    fn lease(slf: &Bound<'_, Self>) -> PyResult<Option<Py<Lease>>> {
+        Lock::current(slf)
     }
 
     /// The current lease's fencing token (None without one).
     #[getter]
-    fn fencing_token(&self, py: Python<'_>) -> Option<u64> {
-        self.current(py)
-            .and_then(|lease| lease.get().inner.fencing_token())
+    fn fencing_token(&self) -> Option<u64> {
+        self.slot.lease().and_then(|lease| lease.fencing_token())
     }
 
     /// True while this lock holds a proven lease.
     #[getter]
-    fn is_held(&self, py: Python<'_>) -> bool {
-        self.current(py)
-            .is_some_and(|lease| lease.get().inner.is_held())
+    fn is_held(&self) -> bool {
+        self.slot.lease().is_some_and(|lease| lease.is_held())
     }
 
     /// Seconds the current lease is still proven held (0.0 without one).
     #[getter]
-    fn time_to_expiration(&self, py: Python<'_>) -> f64 {
-        self.current(py)
-            .map_or(0.0, |lease| seconds(lease.get().inner.time_to_expiration()))
+    fn time_to_expiration(&self) -> f64 {
+        self.slot
+            .lease()
+            .map_or(0.0, |lease| seconds(lease.time_to_expiration()))
     }
 
     /// Calls `callback(LostEvent)` when a lease of this lock (the current
     /// one or a later one) is lost, once per lease, from a background
-    /// thread. Exceptions it raises go to `sys.unraisablehook`.
-    fn on_lost(&self, py: Python<'_>, callback: Py<PyAny>) {
-        let mut state = self.state();
-        if let Some(lease) = &state.current {
-            lost::watch(&lease.get().inner, callback.clone_ref(py));
-        }
-        state.callbacks.push(callback);
+    /// thread. Exceptions it raises go to `sys.unraisablehook`. Returns a
+    /// handle for `remove_lost_listener`.
+    fn on_lost(&self, callback: Py<PyAny>) -> u64 {
+        let callback = Callback::new(callback);
+        let mut listeners = self.listeners();
+        let listener = callback.clone();
+        let id = self
+            .slot
+            .on_lost(Arc::new(move |event| listener.call(event)));
+        listeners.next_handle += 1;
+        let handle = listeners.next_handle;
+        listeners.registered.push(Registration {
+            handle,
+            id,
+            callback,
+        });
+        handle
     }
 
-    fn __enter__(&self, py: Python<'_>) -> PyResult<Py<Lease>> {
-        self.acquire(py, None)
+    /// Removes the callback `on_lost` returned `handle` for; True if it was
+    /// registered. A call of it already running finishes.
+    fn remove_lost_listener(&self, handle: u64) -> bool {
+        let removed = {
+            let mut listeners = self.listeners();
+            let at = listeners
+                .registered
+                .iter()
+                .position(|registration| registration.handle == handle);
+            at.map(|at| listeners.registered.remove(at))
+        };
+        let Some(registration) = removed else {
+            return false;
+        };
+        self.slot.remove_lost_listener(registration.id);
+        drop(registration.callback.take());
+        true
+    }
+
+    fn __enter__(slf: &Bound<'_, Self>) -> PyResult<Py<Lease>> {
+        Lock::acquire(slf, None, None)
     }
 
     /// Releases; a lease lost during the block raises LockLost (unless the
@@ -276,47 +308,34 @@ impl Lock {
         }
     }
 
-    fn __repr__(&self, py: Python<'_>) -> String {
-        format!(
-            "Lock(name={:?}, limit={}, is_held={})",
-            self.inner.name(),
-            self.inner.limit(),
-            if self.is_held(py) { "True" } else { "False" }
-        )
-    }
-}
-
-impl Lock {
-    fn acquire_awaitable<'py>(slf: Bound<'py, Self>, wait: Wait) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        slf.get().begin(py)?;
-        let lock = slf.get().inner.clone();
-        let owner = slf.clone().unbind();
-        let abort_owner = slf.clone().unbind();
-        let future = bridge::to_asyncio(
-            py,
-            async move { lock.acquire_with(wait).await },
-            move |py, lease| {
-                let lease = owner.get().finish(py, lease)?;
-                Ok(lease.map_or_else(|| py.None(), |lease| lease.into_any()))
-            },
-        );
-        match future {
-            Ok(future) => {
-                // A cancelled or failed wait must free the lock object again.
-                let reset = bridge::ResetOnFailure::new(abort_owner);
-                future.call_method1("add_done_callback", (reset,))?;
-                Ok(future)
-            }
-            Err(error) => {
-                slf.get().abort();
-                Err(error)
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(listeners) = self.listeners.try_lock() {
+            for registration in &listeners.registered {
+                registration.callback.traverse(&visit)?;
             }
         }
+        Ok(())
     }
 
-    /// Frees the lock object after an acquisition that did not finish.
-    pub(crate) fn reset_if_acquiring(&self) {
-        self.abort();
+    /// Drops the lost callbacks (breaking cycles through them).
+    fn __clear__(&self) {
+        let registered = std::mem::take(&mut self.listeners().registered);
+        for registration in &registered {
+            self.slot.remove_lost_listener(registration.id);
+        }
+        let callbacks: Vec<_> = registered
+            .iter()
+            .map(|registration| registration.callback.take())
+            .collect();
+        drop(callbacks);
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Lock(name={:?}, limit={}, is_held={})",
+            self.name(),
+            self.limit(),
+            if self.is_held() { "True" } else { "False" }
+        )
     }
 }

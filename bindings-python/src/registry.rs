@@ -58,7 +58,7 @@ impl Registry {
     /// first read; GIL released meanwhile).
     fn events(&self, py: Python<'_>) -> PyResult<RegistryEvents> {
         let mut events = self.inner.events().map_err(|e| to_py(py, e))?;
-        let events = bridge::wait(py, async move {
+        let events = bridge::wait_abortable(py, async move {
             events.ready().await;
             Ok(events)
         })?;
@@ -111,7 +111,7 @@ impl RegistryEvents {
     /// The next event, waiting at most `timeout` (None: as long as it takes).
     fn wait(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Option<RegistryEvent>> {
         let inner = self.inner.clone();
-        let event = bridge::wait(py, async move {
+        let event = bridge::wait_abortable(py, async move {
             let mut events = inner.lock().await;
             Ok(match timeout {
                 Some(timeout) => tokio::time::timeout(timeout, events.next())

@@ -10,7 +10,9 @@ backend names."""
 import functools
 import json
 import os
+import select
 import subprocess
+import sys
 import urllib.request
 import uuid
 from pathlib import Path
@@ -49,6 +51,21 @@ def _backends():
 
 @pytest.fixture(params=_backends(), ids=lambda b: b[0])
 def url(request):
+    label, value = request.param
+    if value is None:
+        pytest.fail(f"{label}: its server URL is not set (CI set)")
+    return value
+
+
+def server_backends(labels):
+    """The backends of `_backends()` whose label is in `labels`."""
+    return [b for b in _backends() if (b.values[0] if hasattr(b, "values") else b)[0] in labels]
+
+
+@pytest.fixture(params=server_backends({"consul", "ldlm", "ferretdb", "mongodb"}), ids=lambda b: b[0])
+def server_url(request):
+    """A real server (not the per-process memory://): a lease there can be
+    taken away from outside (`revoke`)."""
     label, value = request.param
     if value is None:
         pytest.fail(f"{label}: its server URL is not set (CI set)")
@@ -146,3 +163,50 @@ def revoke(url, name, holder):
         timeout=120,
     )
     assert cli.returncode == 0, cli.stdout + cli.stderr
+
+
+class CutProxy:
+    """tests/support/cut_proxy.py in front of `target` (host:port): a
+    loopback address whose connections `cut()` closes (and refuses) until
+    `restore()`. Every wait for its answers is bounded."""
+
+    ANSWER_WITHIN = 30
+
+    def __init__(self, target):
+        self.process = subprocess.Popen(
+            [sys.executable, str(REPO / "tests" / "support" / "cut_proxy.py"), target],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self._answer()
+        assert line.startswith("listening "), line
+        self.address = line.split()[1]
+
+    def _answer(self):
+        ready, _, _ = select.select([self.process.stdout], [], [], self.ANSWER_WITHIN)
+        assert ready, "cut_proxy.py did not answer"
+        return self.process.stdout.readline().strip()
+
+    def _command(self, command):
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        assert self._answer() == f"ok {command}"
+
+    def cut(self):
+        self._command("cut")
+
+    def restore(self):
+        self._command("restore")
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait(timeout=self.ANSWER_WITHIN)
+        self.process.stdout.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

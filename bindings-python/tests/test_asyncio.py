@@ -33,10 +33,11 @@ def test_waiting_does_not_block_the_loop(url, name):
         holder = polylock.AsyncClient(url).lock(name)
         await holder.acquire()
         waiter = polylock.AsyncClient(url).lock(name)
-        wait = asyncio.ensure_future(waiter.acquire(timeout=60))
+        parked = asyncio.Event()
+        wait = asyncio.ensure_future(waiter.acquire(timeout=60, on_wait_started=parked.set))
         # The loop keeps running while the waiter waits: this coroutine
-        # gets to release the holder.
-        await asyncio.sleep(0)
+        # hears that it parked, and gets to release the holder.
+        await asyncio.wait_for(parked.wait(), 60)
         assert not wait.done()
         await holder.release()
         lease = await wait
@@ -51,8 +52,9 @@ def test_cancelling_a_wait_leaves_the_lock_usable(url, name):
         holder = polylock.AsyncClient(url).lock(name)
         await holder.acquire()
         waiter = polylock.AsyncClient(url).lock(name)
-        wait = asyncio.ensure_future(waiter.acquire())
-        await asyncio.sleep(0)
+        parked = asyncio.Event()
+        wait = asyncio.ensure_future(waiter.acquire(on_wait_started=parked.set))
+        await asyncio.wait_for(parked.wait(), 60)
         wait.cancel()
         with pytest.raises(asyncio.CancelledError):
             await wait

@@ -104,17 +104,16 @@ def test_bad_input(client):
 
 
 def test_waiting_releases_the_gil(client, caps, name):
-    """The holder (this thread) can only release if the waiter's blocking
-    acquire let go of the GIL."""
+    """The holder (this thread) can only release once the waiter parked if
+    the waiter's blocking acquire let go of the GIL."""
     holder = client.lock(name)
     holder.acquire(timeout=10)
     waiting = threading.Event()
     got = []
 
     def wait():
-        waiting.set()
         lock = client.lock(name)
-        got.append(lock.acquire(timeout=60))
+        got.append(lock.acquire(timeout=60, on_wait_started=waiting.set))
         lock.release()
 
     thread = threading.Thread(target=wait)

@@ -15,20 +15,7 @@ from pathlib import Path
 import pytest
 
 import polylock
-from conftest import _backends, cargo_build, cargo_target_dir, revoke
-
-
-def _server_backends(labels):
-    return [b for b in _backends() if (b.values[0] if hasattr(b, "values") else b)[0] in labels]
-
-
-@pytest.fixture(params=_server_backends({"consul", "ldlm", "ferretdb", "mongodb"}), ids=lambda b: b[0])
-def server_url(request):
-    """A real server (not the per-process memory://)."""
-    label, value = request.param
-    if value is None:
-        pytest.fail(f"{label}: its server URL is not set (CI set)")
-    return value
+from conftest import cargo_build, cargo_target_dir, revoke, server_backends
 
 
 def test_on_lost_runs_once_in_a_background_thread(server_url, name):
@@ -85,17 +72,22 @@ def test_ctrl_c_interrupts_a_wait():
         import polylock
         client = polylock.Client("memory://ctrl-c")
         held = client.lock("busy").acquire()
+        waiter = client.lock("busy")
         try:
-            print("waiting", flush=True)
-            client.lock("busy").acquire()
+            waiter.acquire(on_wait_started=lambda: print("waiting", flush=True))
         except KeyboardInterrupt:
             print("interrupted", flush=True)
+        # The interrupted wait took nothing; its lock object acquires again.
+        assert not waiter.is_held
+        held.release()
+        assert waiter.try_acquire().fencing_token == held.fencing_token + 1
+        print("reused", flush=True)
         """
     )
     assert child.stdout.readline().strip() == "waiting"
     child.send_signal(signal.SIGINT)
     out, err = child.communicate(timeout=60)
-    assert "interrupted" in out, err
+    assert "interrupted" in out and "reused" in out, err
     assert child.returncode == 0, err
 
 
@@ -168,7 +160,7 @@ def test_a_killed_holder_keeps_its_lease_only_where_leases_outlive_connections(s
         lock.release()
 
 
-@pytest.fixture(params=_server_backends({"consul", "ldlm"}), ids=lambda b: b[0])
+@pytest.fixture(params=server_backends({"consul", "ldlm"}), ids=lambda b: b[0])
 def contended_url(request):
     label, value = request.param
     if value is None:

@@ -15,7 +15,7 @@ asyncio::
 """
 
 import atexit
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from . import _native
 from ._native import (
@@ -31,6 +31,7 @@ from ._native import (
 from .errors import (
     AuthError,
     BackendError,
+    Cancelled,
     Conflict,
     ConnectionError,
     Error,
@@ -45,7 +46,7 @@ from .errors import (
 __version__: str = _native.__version__
 
 # From interpreter exit on, polylock's threads stop calling into Python;
-# leases still held are released as their objects are collected.
+# leases still held are released as their Lock objects are collected.
 atexit.register(_native._shutdown)
 
 
@@ -101,15 +102,17 @@ class AsyncLock:
         self._name = name
         self._options = options
         self._lock: Optional[Lock] = None
-        self._callbacks: list = []
+        # handle -> (callback, the native lock's handle once it exists)
+        self._listeners: Dict[int, Tuple[Callable[[LostEvent], Any], Optional[int]]] = {}
+        self._next_handle = 0
 
     async def _native(self) -> Lock:
         if self._lock is None:
             client = await self._client.connect()
             if self._lock is None:
                 lock = client.lock(self._name, **self._options)
-                for callback in self._callbacks:
-                    lock.on_lost(callback)
+                for handle, (callback, _) in list(self._listeners.items()):
+                    self._listeners[handle] = (callback, lock.on_lost(callback))
                 self._lock = lock
         return self._lock
 
@@ -117,30 +120,57 @@ class AsyncLock:
     def name(self) -> str:
         return self._name
 
-    async def acquire(self, timeout: Optional[float] = None) -> Lease:
+    async def acquire(
+        self,
+        timeout: Optional[float] = None,
+        *,
+        on_wait_started: Optional[Callable[[], Any]] = None,
+    ) -> Lease:
         """Takes the lock, waiting at most ``timeout`` seconds (None: as
-        long as it takes). Cancelling the task cancels the wait."""
-        return await (await self._native()).acquire_async(timeout)
+        long as it takes). Cancelling the task cancels the wait (a lease
+        granted at that moment is released first). ``on_wait_started()`` is
+        called on the loop if the lock is busy and the wait begins."""
+        lock = await self._native()
+        return await lock.acquire_async(timeout, on_wait_started=on_wait_started)
 
     async def try_acquire(self) -> Optional[Lease]:
         """Takes the lock if it is free now; None when busy."""
         return await (await self._native()).try_acquire_async()
 
     async def release(self) -> None:
-        """Releases the lease this lock holds."""
+        """Releases the lease this lock holds (after a ConnectionError it is
+        still held: call again)."""
         await (await self._native()).release_async()
 
     async def renew(self) -> None:
         """Renews the held lease now."""
         await (await self._native()).renew_async()
 
-    def on_lost(self, callback: Callable[[LostEvent], Any]) -> None:
+    def cancel(self) -> bool:
+        """Cancels this lock's pending acquisition from elsewhere (another
+        task or thread): it raises :class:`polylock.Cancelled`. False when
+        none was pending."""
+        return self._lock is not None and self._lock.cancel()
+
+    def on_lost(self, callback: Callable[[LostEvent], Any]) -> int:
         """Calls ``callback(event)`` from a background thread when a lease
-        of this lock is lost (once per lease)."""
-        if self._lock is None:
-            self._callbacks.append(callback)
-        else:
-            self._lock.on_lost(callback)
+        of this lock is lost (once per lease). Returns a handle for
+        :meth:`remove_lost_listener`."""
+        self._next_handle += 1
+        native = None if self._lock is None else self._lock.on_lost(callback)
+        self._listeners[self._next_handle] = (callback, native)
+        return self._next_handle
+
+    def remove_lost_listener(self, handle: int) -> bool:
+        """Removes the callback :meth:`on_lost` returned ``handle`` for;
+        True if it was registered."""
+        entry = self._listeners.pop(handle, None)
+        if entry is None:
+            return False
+        native = entry[1]
+        if native is not None and self._lock is not None:
+            self._lock.remove_lost_listener(native)
+        return True
 
     @property
     def lease(self) -> Optional[Lease]:
@@ -192,5 +222,6 @@ __all__ = [
     "InvalidArgument",
     "BackendError",
     "UsageError",
+    "Cancelled",
     "__version__",
 ]

@@ -76,6 +76,15 @@ class UsageError(Error):
     code = "usage"
 
 
+class Cancelled(Error):
+    """An acquisition was cancelled before it took the lock. Cancelling an
+    awaited acquisition raises :class:`asyncio.CancelledError` instead, as
+    asyncio expects; this class is for the cancellation polylock reports on
+    its own."""
+
+    code = "cancelled"
+
+
 __all__ = [
     "Error",
     "LockTimeout",
@@ -88,4 +97,5 @@ __all__ = [
     "InvalidArgument",
     "BackendError",
     "UsageError",
+    "Cancelled",
 ]

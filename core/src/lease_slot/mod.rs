@@ -260,6 +260,21 @@ impl LeaseSlot {
     /// transient failure the lease stays held and in the slot: retry.
     pub async fn release(&self) -> Result<()> {
         let lease = self.kept_lease()?;
+        self.release_ref(lease).await
+    }
+
+    /// Releases `lease`, a handle this slot gave out: if it is the slot's
+    /// lease, as [`release`](Self::release) does; an earlier one answers for
+    /// itself ([`Error::NotHeld`] once released, [`Error::Lost`] once lost)
+    /// and never touches the slot's newer lease. For bindings whose lease
+    /// objects release through their lock handle.
+    pub async fn release_lease(&self, lease: &Lease) -> Result<()> {
+        self.release_ref(lease.inner.clone()).await
+    }
+
+    /// Releases `lease`; frees the slot if it was the slot's lease and the
+    /// release was not a transient failure.
+    async fn release_ref(&self, lease: LeaseRef) -> Result<()> {
         let result = lease.clone().release().await;
         if !matches!(&result, Err(error) if error.is_transient()) {
             let mut state = self.inner.state();
@@ -463,8 +478,11 @@ impl Drop for Finish {
 /// Runs on the notifier thread when a slot's lease is lost: tells the
 /// slot's listeners of now, once.
 fn report_loss(slot: &Weak<Inner>, reported: &AtomicBool, event: &LostEvent) {
-    let Some(slot) = slot.upgrade() else { return };
+    // The slot is let go before the listeners run: when the other handles
+    // are gone meanwhile, it (and its client) is freed here, not kept alive
+    // by a running listener.
     let listeners: Vec<LostListener> = {
+        let Some(slot) = slot.upgrade() else { return };
         let state = slot.state();
         if reported.swap(true, Ordering::SeqCst) {
             return;

@@ -336,3 +336,30 @@ fn a_closed_slot_releases_its_lease_and_refuses_more() {
         ErrorKind::Usage
     );
 }
+
+#[test]
+fn releasing_a_handed_out_lease_frees_the_slot_and_spares_a_newer_one() {
+    let f = fixture("release-lease");
+    let slot = f.slot("release-lease");
+    let first = slot.acquire_blocking(Wait::No).unwrap().expect("free");
+    let release = |lease: &Lease| {
+        let (slot, lease) = (slot.clone(), Lease::view(lease.inner.clone()));
+        runtime::block_on(async move { slot.release_lease(&lease).await }).unwrap()
+    };
+    // A transient failure keeps it in the slot, for a retry.
+    f.backend.failing_releases.store(1, Ordering::SeqCst);
+    assert!(release(&first).unwrap_err().is_transient());
+    assert!(slot.lease().expect("still in the slot").is_held());
+    release(&first).unwrap();
+    assert!(slot.lease().is_none(), "the slot is free again");
+    assert!(f.store().holders("release-lease").is_empty());
+
+    let second = slot.acquire_blocking(Wait::No).unwrap().expect("free");
+    assert_eq!(release(&first).unwrap_err().kind(), ErrorKind::NotHeld);
+    assert!(
+        second.is_held(),
+        "an earlier lease's release spares the newer one"
+    );
+    assert!(slot.lease().expect("kept").is_held());
+    slot.release_blocking().unwrap();
+}
