@@ -4,6 +4,7 @@
 //! it, so subscribers see each round trip whatever the backend.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,14 +102,29 @@ impl Backend for TracedBackend {
             .await
     }
 
-    async fn watch(&self, grant: &Grant) -> String {
+    // Written out (not `async fn`) so that, with the span disabled, the
+    // watch is the backend's own future: a watch lives as long as its lease,
+    // and a client may hold many thousands.
+    fn watch<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        grant: &'life1 Grant,
+    ) -> Pin<Box<dyn Future<Output = String> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
         let span = tracing::debug_span!(
             "polylock.backend",
             scheme = self.0.scheme(),
             op = "watch",
             name = %grant.name
         );
-        self.0.watch(grant).instrument(span).await
+        if span.is_disabled() {
+            self.0.watch(grant)
+        } else {
+            Box::pin(self.0.watch(grant).instrument(span))
+        }
     }
 
     fn forget(&self, grant: &Grant, end: LeaseEnd) {
