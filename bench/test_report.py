@@ -79,8 +79,10 @@ def sample():
                      handoff_p50_us=610.0, handoff_p99_us=2050.0,
                      throughput_16_contenders_per_s=1480.0, throughput_64_contenders_per_s=1320.0)
     # The leases scenario runs last, in processes of its own.
-    rows += _leases("memory", 10000, acquire_s=0.052, rss_bytes_per_lease=912.0, lost=0.0)
-    rows += _leases("consul", 10000, acquire_s=6.21, rss_bytes_per_lease=2150.0,
+    rows += _leases("memory", 10000, acquire_s=0.052, acquire_first_1000_p50_us=21.0,
+                    acquire_last_1000_p50_us=22.5, rss_bytes_per_lease=912.0, lost=0.0)
+    rows += _leases("consul", 10000, acquire_s=6.21, acquire_first_1000_p50_us=4810.0,
+                    acquire_last_1000_p50_us=5020.0, rss_bytes_per_lease=2150.0,
                     requests_per_min=40.0, lost=0.0)
     rows += _leases("mongodb", 1000, acquire_s=1.48, rss_bytes_per_lease=3020.0,
                     requests_per_min=182.0, lost=0.0)
@@ -124,6 +126,17 @@ class Numbers(unittest.TestCase):
         self.assertEqual(report.describe("10000_leases_rss_bytes_per_lease").kind, "bytes")
         self.assertEqual(report.describe("10000_leases_acquire_s").kind, "seconds")
         self.assertEqual(report.describe("10000_leases_server_renews_per_min").kind, "requests")
+        first = report.describe("10000_leases_acquire_first_1000_p50_us")
+        self.assertEqual((first.label, first.kind, first.higher_is_better),
+                         ("10,000 leases: acquisition p50, first 1,000", "latency", False))
+        last = report.describe("10000_leases_acquire_last_1000_p50_us")
+        self.assertEqual(last.label, "10,000 leases: acquisition p50, last 1,000")
+        # With the leases' rows, after the time to take them all.
+        order = [report.describe(f"10000_leases_{m}").order
+                 for m in ("acquire_s", "acquire_first_1000_p50_us", "acquire_last_1000_p50_us",
+                           "requests_per_min", "rss_bytes_per_lease", "lost")]
+        self.assertEqual(order, sorted(order))
+        self.assertGreater(first.order, report.describe("throughput_64_contenders_per_s").order)
         self.assertEqual(report.describe("uncontended_try_p50_us").label,
                          "uncontended try_acquire+release p50")
         self.assertEqual(report.describe("throughput_16_clients_per_s").label,
@@ -159,6 +172,8 @@ class Report(unittest.TestCase):
         semaphore = [l for l in md.splitlines() if l.startswith("| throughput, 64")][1]
         self.assertTrue(semaphore.rstrip(" |").endswith("— | —"), semaphore)
         self.assertIn("| handoff (release → waiter holds) p50 | lower | 1.83 ms | — | — | 12.1 ms |", md)
+        self.assertIn("| 10,000 leases: acquisition p50, first 1,000 | lower | 21.0 µs |", md)
+        self.assertIn("| 10,000 leases: acquisition p50, last 1,000 | lower | 22.5 µs |", md)
         # Rows in reading order: latencies, throughput by contenders, leases.
         consul = md.split("## consul")[1].split("## mongodb")[0]
         order = [consul.index(s) for s in ("uncontended acquire+release p50", "handoff", "16 contenders",

@@ -28,6 +28,8 @@ pub(crate) struct ClientInner {
     pub(crate) options: ClientOptions,
     /// The names this client registered ([`crate::Registry`]).
     pub(crate) registrations: Registrations,
+    /// `options.default_value`, shared by the leases that hold it.
+    default_value: Arc<String>,
     pid: u32,
     next_lease: AtomicU64,
 }
@@ -96,8 +98,9 @@ impl Client {
                 backend,
                 keeper,
                 observers,
-                options,
                 registrations: Registrations::default(),
+                default_value: Arc::new(options.default_value.clone()),
+                options,
                 pid: std::process::id(),
                 next_lease: AtomicU64::new(1),
             }),
@@ -277,10 +280,16 @@ pub(crate) async fn acquire_lease(
     if let Some(proven_until) = grant.proven_until {
         deadline = deadline.min(proven_until - grant.ttl.mul_f64(timing.safety_fraction));
     }
+    // Leases with the client's default value share it.
+    let value = if request.value == *inner.default_value {
+        inner.default_value.clone()
+    } else {
+        Arc::new(request.value.clone())
+    };
     let core = Arc::new(LeaseCore::new(
         inner.next_lease.fetch_add(1, Ordering::Relaxed),
         grant,
-        request.value.clone(),
+        value,
         deadline,
     ));
     inner.keeper.keep(&core);

@@ -7,11 +7,12 @@
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
 use std::time::Duration;
 
-use tokio::sync::watch;
-use tokio::task::AbortHandle;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::backend::Grant;
@@ -36,56 +37,106 @@ pub struct LostEvent {
 /// A callback run once when a lease is lost.
 pub type LostCallback = Box<dyn FnOnce(&LostEvent) + Send + 'static>;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
     Held,
     Releasing,
     Released,
-    Lost(String),
+    /// The reason is in [`Rare::reason`].
+    Lost,
     Abandoned,
 }
 
-/// How a lease ended, published to [`LeaseCore::lost`] waiters.
-#[derive(Debug, Clone)]
-enum Ending {
-    Running,
-    Lost(LostEvent),
-    Ended,
+/// What only some leases need, allocated on first use: lost callbacks, the
+/// wake-up of [`LeaseCore::lost`] waiters, the reason of a loss.
+#[derive(Default)]
+struct Rare {
+    callbacks: Vec<LostCallback>,
+    /// Woken (all waiters) when the lease ends; made by the first waiter.
+    ended: Option<Arc<Notify>>,
+    /// Why the lease was lost, once it was.
+    reason: String,
 }
 
 struct State {
     status: Status,
     /// Local deadline (monotonic, safety margin already taken off).
     deadline: Instant,
-    callbacks: Vec<LostCallback>,
-    watcher: Option<AbortHandle>,
+    /// The loss watcher's waker, woken when the lease stops being Held so
+    /// that the watcher ends.
+    watcher: Option<Waker>,
+    rare: Option<Box<Rare>>,
 }
 
-/// The state of one lease, shared by its handle and the keeper.
+impl State {
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Default::default)
+    }
+
+    /// Held or being released: the keeper still renews it.
+    fn is_kept(&self) -> bool {
+        matches!(self.status, Status::Held | Status::Releasing)
+    }
+
+    /// Why the lease was lost (empty unless it was).
+    fn reason(&self) -> &str {
+        self.rare.as_ref().map_or("", |rare| &rare.reason)
+    }
+
+    /// Wakes whatever waits for the lease to end (its watcher, `lost()`
+    /// callers) and hands back the callbacks, which the caller fires or drops.
+    fn ended(&mut self) -> Vec<LostCallback> {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.wake();
+        }
+        let Some(rare) = &mut self.rare else {
+            return Vec::new();
+        };
+        if let Some(ended) = rare.ended.take() {
+            ended.notify_waiters();
+        }
+        let callbacks = std::mem::take(&mut rare.callbacks);
+        if self.status != Status::Lost {
+            self.rare = None;
+        }
+        callbacks
+    }
+}
+
+/// The state of one lease, shared by its handle and the keeper. Kept small:
+/// a client may hold many thousands (what few leases use is boxed in `Rare`).
 pub(crate) struct LeaseCore {
     pub(crate) id: u64,
     pub(crate) grant: Arc<Grant>,
-    pub(crate) value: String,
+    /// The holder value; leases with the client's default value share one.
+    pub(crate) value: Arc<String>,
     /// When the lease was granted (for hold-time metrics).
     pub(crate) acquired_at: Instant,
+    /// The keeper's bookkeeping for this lease (its place in the keeper's
+    /// timeline); only the keeper reads or writes it, under its own lock.
+    pub(crate) slot: AtomicU64,
     state: Mutex<State>,
-    ending: watch::Sender<Ending>,
 }
 
 impl LeaseCore {
-    pub(crate) fn new(id: u64, grant: Grant, value: String, deadline: Instant) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        grant: Grant,
+        value: impl Into<Arc<String>>,
+        deadline: Instant,
+    ) -> Self {
         LeaseCore {
             id,
             grant: Arc::new(grant),
-            value,
+            value: value.into(),
             acquired_at: Instant::now(),
+            slot: AtomicU64::new(0),
             state: Mutex::new(State {
                 status: Status::Held,
                 deadline,
-                callbacks: Vec::new(),
                 watcher: None,
+                rare: None,
             }),
-            ending: watch::channel(Ending::Running).0,
         }
     }
 
@@ -95,7 +146,7 @@ impl LeaseCore {
 
     /// Held or being released: the keeper still renews it.
     pub(crate) fn is_kept(&self) -> bool {
-        matches!(self.state().status, Status::Held | Status::Releasing)
+        self.state().is_kept()
     }
 
     pub(crate) fn is_held(&self) -> bool {
@@ -107,19 +158,24 @@ impl LeaseCore {
         self.state().deadline
     }
 
-    pub(crate) fn set_watcher(&self, watcher: AbortHandle) {
+    /// For the loss watcher: `true` while the lease is Held, and then `waker`
+    /// is woken once it no longer is (a release starts, lost, abandoned).
+    pub(crate) fn watch_end(&self, waker: &Waker) -> bool {
         let mut state = self.state();
-        if matches!(state.status, Status::Held | Status::Releasing) {
-            state.watcher = Some(watcher);
-        } else {
-            watcher.abort();
+        if state.status != Status::Held {
+            return false;
         }
+        match &mut state.watcher {
+            Some(known) if known.will_wake(waker) => {}
+            slot => *slot = Some(waker.clone()),
+        }
+        true
     }
 
     /// A renewal sent before `deadline`'s basis succeeded.
     pub(crate) fn renewed(&self, deadline: Instant) {
         let mut state = self.state();
-        if matches!(state.status, Status::Held | Status::Releasing) && deadline > state.deadline {
+        if state.is_kept() && deadline > state.deadline {
             state.deadline = deadline;
         }
     }
@@ -127,20 +183,16 @@ impl LeaseCore {
     /// Marks the lease lost unless it already ended; fires the callbacks.
     /// Returns true when this call made it lost.
     pub(crate) fn lose(&self, reason: &str) -> bool {
-        let (callbacks, watcher) = {
+        let callbacks = {
             let mut state = self.state();
-            if !matches!(state.status, Status::Held | Status::Releasing) {
+            if !state.is_kept() {
                 return false;
             }
-            state.status = Status::Lost(reason.to_string());
-            (std::mem::take(&mut state.callbacks), state.watcher.take())
+            state.status = Status::Lost;
+            state.rare().reason = reason.to_string();
+            state.ended()
         };
-        if let Some(watcher) = watcher {
-            watcher.abort();
-        }
-        let event = self.lost_event(reason);
-        self.ending.send_replace(Ending::Lost(event.clone()));
-        fire_callbacks(callbacks, event);
+        fire_callbacks(callbacks, self.lost_event(reason));
         true
     }
 
@@ -157,10 +209,10 @@ impl LeaseCore {
     /// lease is lost already, and never if it was released or abandoned.
     pub(crate) fn on_lost(&self, callback: LostCallback) {
         let mut state = self.state();
-        match &state.status {
-            Status::Held | Status::Releasing => state.callbacks.push(callback),
-            Status::Lost(reason) => {
-                let event = self.lost_event(reason);
+        match state.status {
+            Status::Held | Status::Releasing => state.rare().callbacks.push(callback),
+            Status::Lost => {
+                let event = self.lost_event(state.reason());
                 drop(state);
                 fire_callbacks(vec![callback], event);
             }
@@ -171,17 +223,18 @@ impl LeaseCore {
     /// Held → Releasing; the error says why a release cannot start.
     pub(crate) fn begin_release(&self) -> Result<()> {
         let mut state = self.state();
-        match &state.status {
+        match state.status {
             Status::Held => {
                 state.status = Status::Releasing;
+                // The watcher stops: a release is under way.
                 if let Some(watcher) = state.watcher.take() {
-                    watcher.abort();
+                    watcher.wake();
                 }
                 Ok(())
             }
-            Status::Lost(reason) => Err(Error::Lost {
+            Status::Lost => Err(Error::Lost {
                 name: self.grant.name.clone(),
-                reason: reason.clone(),
+                reason: state.reason().to_string(),
             }),
             other => Err(Error::NotHeld {
                 name: self.grant.name.clone(),
@@ -207,8 +260,8 @@ impl LeaseCore {
                 Status::Held
             };
             if released {
-                state.callbacks.clear();
-                self.ending.send_replace(Ending::Ended);
+                // Callbacks of a released lease never run.
+                drop(state.ended());
             }
         }
     }
@@ -218,22 +271,18 @@ impl LeaseCore {
         let mut state = self.state();
         if state.status == Status::Held {
             state.status = Status::Abandoned;
-            state.callbacks.clear();
-            if let Some(watcher) = state.watcher.take() {
-                watcher.abort();
-            }
-            self.ending.send_replace(Ending::Ended);
+            drop(state.ended());
         }
     }
 
     /// The error an operation on a lease that is not Held should return.
     pub(crate) fn ensure_held(&self) -> Result<()> {
         let state = self.state();
-        match &state.status {
+        match state.status {
             Status::Held | Status::Releasing => Ok(()),
-            Status::Lost(reason) => Err(Error::Lost {
+            Status::Lost => Err(Error::Lost {
                 name: self.grant.name.clone(),
-                reason: reason.clone(),
+                reason: state.reason().to_string(),
             }),
             _ => Err(Error::NotHeld {
                 name: self.grant.name.clone(),
@@ -243,22 +292,39 @@ impl LeaseCore {
     }
 
     pub(crate) fn loss_reason(&self) -> Option<String> {
-        match &self.state().status {
-            Status::Lost(reason) => Some(reason.clone()),
-            _ => None,
-        }
+        let state = self.state();
+        (state.status == Status::Lost).then(|| state.reason().to_string())
     }
 
     /// Resolves with the loss event, or `None` once the lease ended otherwise.
     pub(crate) async fn lost(&self) -> Option<LostEvent> {
-        let mut rx = self.ending.subscribe();
-        let ending = rx
-            .wait_for(|ending| !matches!(ending, Ending::Running))
-            .await
-            .map(|ending| ending.clone());
-        match ending {
-            Ok(Ending::Lost(event)) => Some(event),
-            _ => None,
+        loop {
+            let ended = {
+                let mut state = self.state();
+                if let Some(end) = self.end_of(&state) {
+                    return end;
+                }
+                state.rare().ended.get_or_insert_default().clone()
+            };
+            let notified = ended.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // An end between the look above and `enable` is seen here; one
+            // after it wakes `notified`.
+            let end = self.end_of(&self.state());
+            match end {
+                Some(end) => return end,
+                None => notified.await,
+            }
+        }
+    }
+
+    /// `None` while the lease runs; then the loss event, if it was lost.
+    fn end_of(&self, state: &State) -> Option<Option<LostEvent>> {
+        match state.status {
+            Status::Held | Status::Releasing => None,
+            Status::Lost => Some(Some(self.lost_event(state.reason()))),
+            Status::Released | Status::Abandoned => Some(None),
         }
     }
 }

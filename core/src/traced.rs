@@ -28,6 +28,7 @@
 //! wrapper's traced attempts.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -181,14 +182,33 @@ impl AcquirePolicy for TracedBackend {
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]
 impl LossWatch for TracedBackend {
-    async fn watch(&self, grant: &Grant) -> String {
+    // Written out (not `async fn`) so that, with the span disabled, the
+    // watch is the backend's own future: a watch lives as long as its lease,
+    // and a client may hold many thousands.
+    fn watch<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        grant: &'life1 Grant,
+    ) -> Pin<Box<dyn Future<Output = String> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        // Offered only when the backend offers one (`loss_watch` above).
+        let Some(inner) = self.0.loss_watch() else {
+            return Box::pin(std::future::pending());
+        };
         let span = tracing::debug_span!(
             "polylock.backend",
             scheme = self.0.scheme(),
             op = "watch",
             name = %grant.name
         );
-        self.0.watch(grant).instrument(span).await
+        if span.is_disabled() {
+            inner.watch(grant)
+        } else {
+            Box::pin(inner.watch(grant).instrument(span))
+        }
     }
 }
 

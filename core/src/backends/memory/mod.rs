@@ -5,6 +5,8 @@
 mod inspect;
 mod store;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -113,8 +115,18 @@ impl Backend for MemoryBackend {
 
 #[async_trait]
 impl LossWatch for MemoryBackend {
-    async fn watch(&self, grant: &Grant) -> String {
-        self.store.watch(grant).await
+    // Written out (not `async fn`): the store's watch future, boxed as it
+    // is, stays small for as long as the lease is held.
+    fn watch<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        grant: &'life1 Grant,
+    ) -> Pin<Box<dyn Future<Output = String> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(self.store.watch(grant))
     }
 }
 
