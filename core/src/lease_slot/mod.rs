@@ -202,8 +202,27 @@ impl LeaseSlot {
     /// async runtime: that is [`Error::Usage`]). Another thread may
     /// [`cancel`](Self::cancel) it.
     pub fn acquire_blocking(&self, wait: Wait) -> Result<Option<Lease>> {
-        let slot = self.clone();
-        runtime::block_on(async move { slot.acquire(wait).await })?
+        self.acquire_blocking_with(wait, AcquireHooks::default())
+    }
+
+    /// [`acquire_blocking`](Self::acquire_blocking) with `hooks` (a
+    /// wait-started hook tells another thread when the wait is parked, so it
+    /// can [`cancel`](Self::cancel) it then). The calling thread waits for
+    /// the acquisition's completion callback itself: one task on the
+    /// runtime, no task in between to hop through.
+    pub fn acquire_blocking_with(&self, wait: Wait, hooks: AcquireHooks) -> Result<Option<Lease>> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::Usage(
+                "the blocking API was called from inside an async runtime; use the async API there"
+                    .into(),
+            ));
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.start_acquire(wait, hooks, move |outcome| {
+            let _ = tx.send(outcome);
+        })?;
+        rx.recv()
+            .map_err(|_| Error::Usage("the polylock runtime stopped".into()))?
     }
 
     /// Cancels the pending acquisition, if any; true if there was one. The
