@@ -8,10 +8,12 @@
  *   failing call on the same thread; never free it).
  * - Handles (polylock_client, polylock_lock) are looked up, never trusted:
  *   NULL, freed (double free) or foreign pointers give
- *   POLYLOCK_INVALID_HANDLE instead of undefined behaviour. Freeing a
- *   handle while another thread is inside a call on it is safe; that call
- *   finishes on the still-live object. (A freed pointer that malloc hands
- *   out again for a new handle refers to the new handle.)
+ *   POLYLOCK_INVALID_HANDLE instead of undefined behaviour. A handle is an
+ *   id, not an address (never dereference it): ids are never reused, so a
+ *   freed handle stays invalid however many are made after it, and a
+ *   handle of one kind passed as another is invalid too. Freeing a handle
+ *   while another thread is inside a call on it is safe; that call
+ *   finishes on the still-live object (a pending acquire is cancelled).
  * - Strings passed in are NUL-terminated UTF-8 (other bytes give
  *   POLYLOCK_INVALID_ARGUMENT), borrowed for the call only. Strings handed
  *   out are owned by polylock: polylock_version() and
@@ -21,7 +23,9 @@
  *   POLYLOCK_PANIC.
  * - Blocking calls (client new, acquire, renew, release, lock free) block
  *   the calling thread; leases are renewed in the background by polylock's
- *   own threads until released.
+ *   own threads until released. polylock_acquire_cancel() ends another
+ *   thread's pending acquire (POLYLOCK_CANCELLED); polylock_acquire_with()'s
+ *   wait-started hook says when that wait is parked.
  * - Lost callbacks run on polylock's one notifier thread, at most once per
  *   lease, never after polylock_lock_free() returned; user_data_free runs
  *   exactly once per registration. Do not make a lost callback wait for a
@@ -71,6 +75,9 @@ typedef enum {
   // polylock panicked inside this call (a bug; please report it). The
   // panic was caught and went no further.
   POLYLOCK_PANIC = 12,
+  // The pending acquisition was cancelled (`polylock_acquire_cancel`, or
+  // the handle freed) before it took the lock.
+  POLYLOCK_CANCELLED = 13,
 } polylock_status;
 
 // A client: one backend connection (and, on Consul, one session renewing
@@ -106,6 +113,13 @@ typedef struct {
   // A lease outlives the connection that took it (kept until its TTL).
   bool outlives_connection;
 } polylock_capabilities;
+
+// Runs once, on one of polylock's runtime threads, when an acquisition
+// started by `polylock_acquire_with` starts waiting because the lock is
+// busy. It must return quickly and must not block; polylock's blocking
+// calls are refused there (`POLYLOCK_USAGE`), `polylock_acquire_cancel`
+// is allowed.
+typedef void (*polylock_wait_started_callback)(void *user_data);
 
 // What a lost callback is told. Every pointer is valid only during the
 // callback; copy what you keep.
@@ -198,12 +212,16 @@ polylock_status polylock_lock_new(const polylock_client *client,
                                   const char *value,
                                   polylock_lock **out);
 
-// Frees a lock handle. A lease it still holds is released first (blocking;
-// call `polylock_release` before to see the outcome). After this returns
-// no lost callback of the handle runs any more, and the registration's
-// `user_data_free` has run; called from the handle's own lost callback, the
-// callback finishes first and `user_data_free` runs when it returns. NULL
-// or a freed handle gives `POLYLOCK_INVALID_HANDLE` and changes nothing.
+// Frees a lock handle. A pending acquisition on it (a `polylock_acquire`
+// blocked in another thread) is cancelled: that call returns
+// `POLYLOCK_CANCELLED`. A lease it still holds is released first
+// (blocking; call `polylock_release` before to see the outcome; a release
+// that fails transiently is retried in the background). After this
+// returns no lost callback of the handle runs any more, and the
+// registration's `user_data_free` has run; called from the handle's own
+// lost callback, the callback finishes first and `user_data_free` runs
+// when it returns. NULL or a freed handle gives `POLYLOCK_INVALID_HANDLE`
+// and changes nothing.
 //
 // # Safety
 // Any pointer value is accepted; only live handles are acted on.
@@ -211,7 +229,8 @@ polylock_status polylock_lock_free(polylock_lock *lock);
 
 // Takes the lock if it is free now. `*acquired` is set to true when this
 // call took a lease, false when the lock is busy (still `POLYLOCK_OK`).
-// A handle holds one lease at a time: `POLYLOCK_USAGE` if it holds one.
+// A handle holds one lease at a time: `POLYLOCK_USAGE` if it holds one or
+// is acquiring.
 //
 // # Safety
 // `acquired` is NULL or writable.
@@ -219,13 +238,49 @@ polylock_status polylock_try_acquire(polylock_lock *lock,
                                      bool *acquired);
 
 // Takes the lock, waiting at most `timeout_ms` milliseconds (negative:
-// as long as it takes). `POLYLOCK_TIMEOUT` if the time ran out. Waits are
-// woken by the backend's notifications, not by polling.
+// as long as it takes). `POLYLOCK_TIMEOUT` if the time ran out,
+// `POLYLOCK_CANCELLED` if `polylock_acquire_cancel` (or
+// `polylock_lock_free`) ended the wait from another thread. Waits are woken
+// by the backend's notifications, not by polling.
 //
 // # Safety
 // Any pointer value is accepted; only live handles are acted on.
 polylock_status polylock_acquire(polylock_lock *lock,
                                  int64_t timeout_ms);
+
+// `polylock_acquire` with a wait-started hook: `wait_started` (may be
+// NULL) is called with `user_data` at most once, on one of polylock's
+// runtime threads, when the acquisition starts waiting because the lock is
+// busy (on LDLM, whose server waits, as soon as the waiting call is sent).
+// It is never called after this function returned, so `user_data` needs
+// to live only as long as the call. Another thread that must act while the
+// wait is parked (cancel it, release the lock) waits for this signal
+// instead of sleeping.
+//
+// # Safety
+// `wait_started` is NULL or a valid function; `user_data` is usable from
+// another thread until this call returns.
+polylock_status polylock_acquire_with(polylock_lock *lock,
+                                      int64_t timeout_ms,
+                                      polylock_wait_started_callback wait_started,
+                                      void *user_data);
+
+// Cancels the handle's pending acquisition (a `polylock_acquire` or
+// `polylock_acquire_with` blocked in another thread): that call returns
+// `POLYLOCK_CANCELLED`, and the handle is idle (free to acquire again) as
+// soon as this returns. A parked wait stops at once; an attempt already
+// sent to the backend is never cut in the middle, and a lease it brings
+// back is released, never kept. Does not block.
+//
+// With nothing pending (no acquire in progress: none begun yet, or it
+// ended already) this is a no-op that also returns `POLYLOCK_OK`; a cancel
+// never affects a later acquisition. To cancel an acquire that another
+// thread may not have begun yet, wait for its wait-started hook
+// (`polylock_acquire_with`), or cancel from inside that hook.
+//
+// # Safety
+// Any pointer value is accepted; only live handles are acted on.
+polylock_status polylock_acquire_cancel(polylock_lock *lock);
 
 // Renews the held lease now (the keeper renews on its own; this is for
 // callers that want proof now). `POLYLOCK_NOT_HELD` without a lease,
@@ -237,7 +292,9 @@ polylock_status polylock_renew(polylock_lock *lock);
 
 // Releases the held lease. A second release gives `POLYLOCK_NOT_HELD`; a
 // release after the lease was lost gives `POLYLOCK_LOST` (and the handle
-// is then free to acquire again).
+// is then free to acquire again). A transient failure
+// (`POLYLOCK_CONNECTION`: the backend unreachable) keeps the lease, held
+// and renewed, in the handle: call `polylock_release` again.
 //
 // # Safety
 // Any pointer value is accepted; only live handles are acted on.
@@ -289,7 +346,9 @@ polylock_status polylock_holder(const polylock_lock *lock,
 // `callback` clears the registration (and frees this `user_data` at once).
 //
 // The callback runs when a lease of this handle (the current one, or any
-// later one) is lost: at most once per lease, on polylock's notifier
+// later one) is lost: once per lease, with the registration in place when
+// the loss is reported (a loss noticed before the handle's first
+// registration is reported to it when it is made), on polylock's notifier
 // thread (never on a thread of yours, never on a runtime worker; blocking
 // and calling polylock from it are allowed), and never after
 // `polylock_lock_free` returned. `user_data_free` (may be NULL) runs

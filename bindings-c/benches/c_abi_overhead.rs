@@ -52,8 +52,7 @@ fn main() {
         .lock("bench/async", LockOptions::mutex())
         .unwrap();
 
-    let (mut t_c, mut t_blocking, mut t_async) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..WARMUP + iterations {
+    let c_round = || {
         let started = Instant::now();
         let mut acquired = false;
         unsafe {
@@ -64,13 +63,15 @@ fn main() {
             assert!(acquired);
             assert_eq!(polylock_release(lock), polylock_status::POLYLOCK_OK);
         }
-        let c = started.elapsed();
-
+        started.elapsed()
+    };
+    let blocking_round = || {
         let started = Instant::now();
         let guard = blocking_lock.try_acquire().unwrap().expect("uncontended");
         guard.release().unwrap();
-        let blocking = started.elapsed();
-
+        started.elapsed()
+    };
+    let async_round = || {
         let started = Instant::now();
         runtime.block_on(async {
             let lease = async_lock
@@ -80,14 +81,28 @@ fn main() {
                 .expect("uncontended");
             lease.release().await.unwrap();
         });
-        let asynchronous = started.elapsed();
+        started.elapsed()
+    };
 
-        if i >= WARMUP {
-            t_c.push(c);
-            t_blocking.push(blocking);
-            t_async.push(asynchronous);
+    // The three run interleaved (so a change in the machine's load hits all
+    // of them), in an order that rotates every iteration: each follows each
+    // other equally often, so work one leaves on the runtime's threads (a
+    // task's tail after it answered) is not always charged to the same one.
+    let mut samples = [Vec::new(), Vec::new(), Vec::new()];
+    for i in 0..WARMUP + iterations {
+        for k in 0..3 {
+            let which = (i + k) % 3;
+            let took = match which {
+                0 => c_round(),
+                1 => blocking_round(),
+                _ => async_round(),
+            };
+            if i >= WARMUP {
+                samples[which].push(took);
+            }
         }
     }
+    let [mut t_c, mut t_blocking, mut t_async] = samples;
     unsafe {
         polylock_lock_free(lock);
         polylock_client_free(client);

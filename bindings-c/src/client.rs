@@ -36,7 +36,7 @@ pub unsafe extern "C" fn polylock_client_new(
         call::require_out(out, "out")?;
         let url = call::text(url, "url")?;
         let client = polylock_core::blocking::Client::connect(url).map_err(Failure::from)?;
-        let handle = CLIENTS.insert(ClientHandle { client });
+        let handle = CLIENTS.insert(ClientHandle { client })?;
         call::write_out(out, handle, "out")
     })
 }

@@ -22,9 +22,10 @@ pub use call::{polylock_last_error, polylock_string_free};
 pub use capabilities::{polylock_capabilities, polylock_client_capabilities};
 pub use client::{polylock_client, polylock_client_free, polylock_client_new};
 pub use lock::{
-    polylock_acquire, polylock_fencing_token, polylock_holder, polylock_is_held, polylock_lock,
-    polylock_lock_free, polylock_lock_new, polylock_needs_renew, polylock_on_lost,
-    polylock_release, polylock_renew, polylock_time_to_expiration_ms, polylock_try_acquire,
+    polylock_acquire, polylock_acquire_cancel, polylock_acquire_with, polylock_fencing_token,
+    polylock_holder, polylock_is_held, polylock_lock, polylock_lock_free, polylock_lock_new,
+    polylock_needs_renew, polylock_on_lost, polylock_release, polylock_renew,
+    polylock_time_to_expiration_ms, polylock_try_acquire, polylock_wait_started_callback,
 };
 pub use lost::{polylock_lost_callback, polylock_lost_event, polylock_user_data_free};
 pub use status::{polylock_status, polylock_status_name};

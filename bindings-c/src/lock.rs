@@ -1,13 +1,18 @@
 //! `polylock_lock`: one lock name with its options, holding at most one
-//! lease at a time, and the calls that acquire, renew and release it.
+//! lease at a time, and the calls that acquire, cancel, renew and release
+//! it. The handle is the core's [`LeaseSlot`] (the one-lease state machine
+//! every binding shares); this module adds what is C's own: statuses, the
+//! wait-started hook, and the lost-callback registration, which hangs off
+//! the slot as one slot listener per handle (see `lost.rs`).
+//!
+//! No lock of this crate is held across a blocking or backend call: the
+//! slot takes its own mutex only to read or change its state.
 
 use std::ffi::{c_char, c_void};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use polylock_core::blocking::{Guard, Lock};
-use polylock_core::{LockOptions, Wait};
+use polylock_core::{AcquireHooks, LeaseSlot, ListenerId, LockOptions, Wait};
 
 use crate::call::{self, Failure};
 use crate::client::{polylock_client, CLIENTS};
@@ -21,85 +26,62 @@ pub struct polylock_lock {
     _opaque: [u8; 0],
 }
 
-/// A lease of the handle, and whether its loss was reported to a callback.
-struct Current {
-    guard: Arc<Guard>,
-    reported: Arc<AtomicBool>,
+/// Runs once, on one of polylock's runtime threads, when an acquisition
+/// started by `polylock_acquire_with` starts waiting because the lock is
+/// busy. It must return quickly and must not block; polylock's blocking
+/// calls are refused there (`POLYLOCK_USAGE`), `polylock_acquire_cancel`
+/// is allowed.
+pub type polylock_wait_started_callback = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+/// A wait-started callback with its `user_data`.
+struct WaitStarted {
+    callback: unsafe extern "C" fn(user_data: *mut c_void),
+    user_data: *mut c_void,
 }
 
-#[derive(Default)]
-struct LeaseState {
-    /// The current (or last) lease.
-    lease: Option<Current>,
-    /// An acquisition is under way on some thread.
-    acquiring: bool,
+// SAFETY: the header's contract makes `user_data` usable from polylock's
+// runtime threads during the acquire call; polylock never touches what it
+// points to.
+unsafe impl Send for WaitStarted {}
+
+impl WaitStarted {
+    fn call(self) {
+        // SAFETY: a valid function with its user_data, per the contract; the
+        // acquire call it belongs to has not returned yet (the hook runs
+        // inside the acquisition, before its outcome is reported).
+        unsafe { (self.callback)(self.user_data) }
+    }
 }
 
 /// What a lock handle holds.
 struct LockHandle {
-    lock: Lock,
-    state: Mutex<LeaseState>,
+    slot: LeaseSlot,
+    /// The C callback registration.
     lost: Arc<CallbackSlot>,
+    /// The slot listener that forwards losses to `lost`: registered once,
+    /// by the first `polylock_on_lost`.
+    listener: OnceLock<ListenerId>,
 }
 
 impl LockHandle {
-    fn state(&self) -> MutexGuard<'_, LeaseState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// Acquires as `wait` allows, blocking this thread; true if a lease was
+    /// taken.
+    fn acquire(&self, wait: Wait, wait_started: Option<WaitStarted>) -> Result<bool, Failure> {
+        let hooks = AcquireHooks {
+            wait_started: wait_started
+                .map(|hook| Box::new(move || hook.call()) as Box<dyn FnOnce() + Send>),
+        };
+        Ok(self.slot.acquire_blocking_with(wait, hooks)?.is_some())
     }
 
-    fn current(&self) -> Option<Arc<Guard>> {
-        self.state()
-            .lease
-            .as_ref()
-            .map(|current| current.guard.clone())
-    }
-
-    /// Has `current`'s loss reported to the registered callback: once, and
-    /// at once if it is lost already. Several watches on one lease (one per
-    /// registration) still report once.
-    fn watch_loss(&self, current: &Current) {
-        let (slot, reported) = (self.lost.clone(), current.reported.clone());
-        current.guard.on_lost(move |event| {
-            // Lost callbacks run one at a time on the notifier thread.
-            if !reported.load(Ordering::SeqCst) && slot.fire(event) {
-                reported.store(true, Ordering::SeqCst);
-            }
+    /// Forwards the slot's losses to the callback registration, once.
+    fn listen(&self) {
+        self.listener.get_or_init(|| {
+            let lost = self.lost.clone();
+            self.slot.on_lost(Arc::new(move |event| {
+                lost.fire(event);
+            }))
         });
-    }
-
-    fn held(&self) -> Result<Arc<Guard>, Failure> {
-        self.current().ok_or_else(not_held)
-    }
-
-    /// Acquires as `wait` allows; true if a lease was taken.
-    fn acquire(&self, wait: Wait) -> Result<bool, Failure> {
-        {
-            let mut state = self.state();
-            if state.acquiring || state.lease.as_ref().is_some_and(|c| c.guard.is_held()) {
-                return Err(Failure::new(
-                    polylock_status::POLYLOCK_USAGE,
-                    format!(
-                        "lock handle {:?} already holds or is acquiring a lease; release it, \
-                         or use another handle for another slot",
-                        self.lock.name()
-                    ),
-                ));
-            }
-            state.acquiring = true;
-        }
-        let outcome = self.lock.acquire_with(wait);
-        let mut state = self.state();
-        state.acquiring = false;
-        let Some(guard) = outcome? else {
-            return Ok(false);
-        };
-        let current = Current {
-            guard: Arc::new(guard),
-            reported: Arc::default(),
-        };
-        self.watch_loss(&current);
-        state.lease = Some(current);
-        Ok(true)
     }
 }
 
@@ -147,22 +129,26 @@ pub unsafe extern "C" fn polylock_lock_new(
         if let Some(value) = value {
             options = options.value(value);
         }
-        let lock = client.client.lock(name, options)?;
+        let lock = client.client.as_async().lock(name, options)?;
         let handle = LOCKS.insert(LockHandle {
-            lock,
-            state: Mutex::default(),
+            slot: LeaseSlot::new(lock),
             lost: Arc::default(),
-        });
+            listener: OnceLock::new(),
+        })?;
         call::write_out(out, handle, "out")
     })
 }
 
-/// Frees a lock handle. A lease it still holds is released first (blocking;
-/// call `polylock_release` before to see the outcome). After this returns
-/// no lost callback of the handle runs any more, and the registration's
-/// `user_data_free` has run; called from the handle's own lost callback, the
-/// callback finishes first and `user_data_free` runs when it returns. NULL
-/// or a freed handle gives `POLYLOCK_INVALID_HANDLE` and changes nothing.
+/// Frees a lock handle. A pending acquisition on it (a `polylock_acquire`
+/// blocked in another thread) is cancelled: that call returns
+/// `POLYLOCK_CANCELLED`. A lease it still holds is released first
+/// (blocking; call `polylock_release` before to see the outcome; a release
+/// that fails transiently is retried in the background). After this
+/// returns no lost callback of the handle runs any more, and the
+/// registration's `user_data_free` has run; called from the handle's own
+/// lost callback, the callback finishes first and `user_data_free` runs
+/// when it returns. NULL or a freed handle gives `POLYLOCK_INVALID_HANDLE`
+/// and changes nothing.
 ///
 /// # Safety
 /// Any pointer value is accepted; only live handles are acted on.
@@ -171,15 +157,17 @@ pub unsafe extern "C" fn polylock_lock_free(lock: *mut polylock_lock) -> polyloc
     call::run(|| {
         let handle = LOCKS.remove(lock)?;
         handle.lost.close();
-        let lease = handle.state().lease.take();
-        drop(lease); // releases a held lease
+        // The outcome of releasing a held lease is not this call's: it
+        // frees the handle either way.
+        let _ = handle.slot.close_blocking();
         Ok(())
     })
 }
 
 /// Takes the lock if it is free now. `*acquired` is set to true when this
 /// call took a lease, false when the lock is busy (still `POLYLOCK_OK`).
-/// A handle holds one lease at a time: `POLYLOCK_USAGE` if it holds one.
+/// A handle holds one lease at a time: `POLYLOCK_USAGE` if it holds one or
+/// is acquiring.
 ///
 /// # Safety
 /// `acquired` is NULL or writable.
@@ -190,14 +178,16 @@ pub unsafe extern "C" fn polylock_try_acquire(
 ) -> polylock_status {
     call::run(|| {
         call::require_out(acquired, "acquired")?;
-        let taken = LOCKS.get(lock)?.acquire(Wait::No)?;
+        let taken = LOCKS.get(lock)?.acquire(Wait::No, None)?;
         call::write_out(acquired, taken, "acquired")
     })
 }
 
 /// Takes the lock, waiting at most `timeout_ms` milliseconds (negative:
-/// as long as it takes). `POLYLOCK_TIMEOUT` if the time ran out. Waits are
-/// woken by the backend's notifications, not by polling.
+/// as long as it takes). `POLYLOCK_TIMEOUT` if the time ran out,
+/// `POLYLOCK_CANCELLED` if `polylock_acquire_cancel` (or
+/// `polylock_lock_free`) ended the wait from another thread. Waits are woken
+/// by the backend's notifications, not by polling.
 ///
 /// # Safety
 /// Any pointer value is accepted; only live handles are acted on.
@@ -206,18 +196,67 @@ pub unsafe extern "C" fn polylock_acquire(
     lock: *mut polylock_lock,
     timeout_ms: i64,
 ) -> polylock_status {
+    polylock_acquire_with(lock, timeout_ms, None, std::ptr::null_mut())
+}
+
+/// `polylock_acquire` with a wait-started hook: `wait_started` (may be
+/// NULL) is called with `user_data` at most once, on one of polylock's
+/// runtime threads, when the acquisition starts waiting because the lock is
+/// busy (on LDLM, whose server waits, as soon as the waiting call is sent).
+/// It is never called after this function returned, so `user_data` needs
+/// to live only as long as the call. Another thread that must act while the
+/// wait is parked (cancel it, release the lock) waits for this signal
+/// instead of sleeping.
+///
+/// # Safety
+/// `wait_started` is NULL or a valid function; `user_data` is usable from
+/// another thread until this call returns.
+#[no_mangle]
+pub unsafe extern "C" fn polylock_acquire_with(
+    lock: *mut polylock_lock,
+    timeout_ms: i64,
+    wait_started: polylock_wait_started_callback,
+    user_data: *mut c_void,
+) -> polylock_status {
     call::run(|| {
         let wait = match u64::try_from(timeout_ms) {
             Ok(ms) => Wait::For(Duration::from_millis(ms)),
             Err(_) => Wait::Forever,
         };
-        match LOCKS.get(lock)?.acquire(wait)? {
+        let hook = wait_started.map(|callback| WaitStarted {
+            callback,
+            user_data,
+        });
+        match LOCKS.get(lock)?.acquire(wait, hook)? {
             true => Ok(()),
             false => Err(Failure::new(
                 polylock_status::POLYLOCK_TIMEOUT,
                 "the wait ended without the lock",
             )),
         }
+    })
+}
+
+/// Cancels the handle's pending acquisition (a `polylock_acquire` or
+/// `polylock_acquire_with` blocked in another thread): that call returns
+/// `POLYLOCK_CANCELLED`, and the handle is idle (free to acquire again) as
+/// soon as this returns. A parked wait stops at once; an attempt already
+/// sent to the backend is never cut in the middle, and a lease it brings
+/// back is released, never kept. Does not block.
+///
+/// With nothing pending (no acquire in progress: none begun yet, or it
+/// ended already) this is a no-op that also returns `POLYLOCK_OK`; a cancel
+/// never affects a later acquisition. To cancel an acquire that another
+/// thread may not have begun yet, wait for its wait-started hook
+/// (`polylock_acquire_with`), or cancel from inside that hook.
+///
+/// # Safety
+/// Any pointer value is accepted; only live handles are acted on.
+#[no_mangle]
+pub unsafe extern "C" fn polylock_acquire_cancel(lock: *mut polylock_lock) -> polylock_status {
+    call::run(|| {
+        LOCKS.get(lock)?.slot.cancel();
+        Ok(())
     })
 }
 
@@ -229,21 +268,20 @@ pub unsafe extern "C" fn polylock_acquire(
 /// Any pointer value is accepted; only live handles are acted on.
 #[no_mangle]
 pub unsafe extern "C" fn polylock_renew(lock: *mut polylock_lock) -> polylock_status {
-    call::run(|| Ok(LOCKS.get(lock)?.held()?.renew()?))
+    call::run(|| Ok(LOCKS.get(lock)?.slot.renew_blocking()?))
 }
 
 /// Releases the held lease. A second release gives `POLYLOCK_NOT_HELD`; a
 /// release after the lease was lost gives `POLYLOCK_LOST` (and the handle
-/// is then free to acquire again).
+/// is then free to acquire again). A transient failure
+/// (`POLYLOCK_CONNECTION`: the backend unreachable) keeps the lease, held
+/// and renewed, in the handle: call `polylock_release` again.
 ///
 /// # Safety
 /// Any pointer value is accepted; only live handles are acted on.
 #[no_mangle]
 pub unsafe extern "C" fn polylock_release(lock: *mut polylock_lock) -> polylock_status {
-    call::run(|| {
-        let lease = LOCKS.get(lock)?.state().lease.take().ok_or_else(not_held)?;
-        Ok(lease.guard.release()?)
-    })
+    call::run(|| Ok(LOCKS.get(lock)?.slot.release_blocking()?))
 }
 
 /// True while the handle holds a lease that is proven held. False for NULL
@@ -257,7 +295,7 @@ pub unsafe extern "C" fn polylock_is_held(lock: *const polylock_lock) -> bool {
         LOCKS
             .get(lock)
             .ok()
-            .and_then(|handle| handle.current())
+            .and_then(|handle| handle.slot.lease())
             .is_some_and(|lease| lease.is_held())
     })
 }
@@ -273,7 +311,7 @@ pub unsafe extern "C" fn polylock_needs_renew(lock: *const polylock_lock) -> boo
         LOCKS
             .get(lock)
             .ok()
-            .and_then(|handle| handle.current())
+            .and_then(|handle| handle.slot.lease())
             .is_some_and(|lease| lease.is_held() && lease.needs_renew())
     })
 }
@@ -289,7 +327,7 @@ pub unsafe extern "C" fn polylock_time_to_expiration_ms(lock: *const polylock_lo
         LOCKS
             .get(lock)
             .ok()
-            .and_then(|handle| handle.current())
+            .and_then(|handle| handle.slot.lease())
             .map_or(0, |lease| {
                 u64::try_from(lease.time_to_expiration().as_millis()).unwrap_or(u64::MAX)
             })
@@ -311,7 +349,8 @@ pub unsafe extern "C" fn polylock_fencing_token(
     call::run(|| {
         call::require_out(has_token, "has_token")?;
         call::require_out(token, "token")?;
-        let fencing = LOCKS.get(lock)?.held()?.fencing_token();
+        let lease = LOCKS.get(lock)?.slot.lease().ok_or_else(not_held)?;
+        let fencing = lease.fencing_token();
         call::write_out(has_token, fencing.is_some(), "has_token")?;
         call::write_out(token, fencing.unwrap_or(0), "token")
     })
@@ -331,8 +370,8 @@ pub unsafe extern "C" fn polylock_holder(
 ) -> polylock_status {
     call::run(|| {
         call::require_out(out, "out")?;
-        let holder = LOCKS.get(lock)?.held()?.holder().to_string();
-        call::write_out(out, call::owned_string(&holder), "out")
+        let lease = LOCKS.get(lock)?.slot.lease().ok_or_else(not_held)?;
+        call::write_out(out, call::owned_string(lease.holder()), "out")
     })
 }
 
@@ -341,7 +380,9 @@ pub unsafe extern "C" fn polylock_holder(
 /// `callback` clears the registration (and frees this `user_data` at once).
 ///
 /// The callback runs when a lease of this handle (the current one, or any
-/// later one) is lost: at most once per lease, on polylock's notifier
+/// later one) is lost: once per lease, with the registration in place when
+/// the loss is reported (a loss noticed before the handle's first
+/// registration is reported to it when it is made), on polylock's notifier
 /// thread (never on a thread of yours, never on a runtime worker; blocking
 /// and calling polylock from it are allowed), and never after
 /// `polylock_lock_free` returned. `user_data_free` (may be NULL) runs
@@ -370,10 +411,7 @@ pub unsafe extern "C" fn polylock_on_lost(
             }
         };
         handle.lost.register(callback, user_data, user_data_free);
-        // A lease lost before any callback was registered is reported now.
-        if let Some(current) = &handle.state().lease {
-            handle.watch_loss(current);
-        }
+        handle.listen();
         Ok(())
     })
 }

@@ -1,6 +1,11 @@
 //! Lost-lease callbacks: one registration per lock handle, run on
 //! polylock's notifier thread, never after the handle is freed, with its
 //! `user_data_free` run exactly once.
+//!
+//! The core's `LeaseSlot` reports each lost lease once to its listeners;
+//! a lock handle adds one listener, the first time a callback is
+//! registered, that calls [`CallbackSlot::fire`]. Replacing or clearing the
+//! registration changes only what this slot holds, never the listener.
 
 use std::ffi::{c_char, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -38,6 +38,9 @@ pub enum polylock_status {
     /// polylock panicked inside this call (a bug; please report it). The
     /// panic was caught and went no further.
     POLYLOCK_PANIC = 12,
+    /// The pending acquisition was cancelled (`polylock_acquire_cancel`, or
+    /// the handle freed) before it took the lock.
+    POLYLOCK_CANCELLED = 13,
 }
 
 impl From<ErrorKind> for polylock_status {
@@ -53,6 +56,7 @@ impl From<ErrorKind> for polylock_status {
             ErrorKind::Auth => POLYLOCK_AUTH,
             ErrorKind::InvalidArgument => POLYLOCK_INVALID_ARGUMENT,
             ErrorKind::Usage => POLYLOCK_USAGE,
+            ErrorKind::Cancelled => POLYLOCK_CANCELLED,
             _ => POLYLOCK_BACKEND,
         }
     }
@@ -76,6 +80,7 @@ impl polylock_status {
             POLYLOCK_USAGE => "usage\0",
             POLYLOCK_INVALID_HANDLE => "invalid_handle\0",
             POLYLOCK_PANIC => "panic\0",
+            POLYLOCK_CANCELLED => "cancelled\0",
         }
     }
 }
@@ -100,6 +105,7 @@ pub extern "C" fn polylock_status_name(status: i32) -> *const c_char {
         POLYLOCK_USAGE,
         POLYLOCK_INVALID_HANDLE,
         POLYLOCK_PANIC,
+        POLYLOCK_CANCELLED,
     ];
     let name = known
         .into_iter()

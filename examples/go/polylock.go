@@ -14,6 +14,7 @@ package polylock
 
 extern void polylockGoLost(void *user_data, polylock_lost_event *event);
 extern void polylockGoFree(void *user_data);
+extern void polylockGoWaitStarted(void *user_data);
 */
 import "C"
 
@@ -24,6 +25,7 @@ import (
 	"runtime/cgo"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -55,6 +57,7 @@ var (
 	ErrAuth            = &Error{Code: "auth", status: C.POLYLOCK_AUTH}
 	ErrUsage           = &Error{Code: "usage", status: C.POLYLOCK_USAGE}
 	ErrClosed          = &Error{Code: "invalid_handle", status: C.POLYLOCK_INVALID_HANDLE}
+	ErrCancelled       = &Error{Code: "cancelled", status: C.POLYLOCK_CANCELLED}
 )
 
 // check turns a status into an error. The last error is thread-local, so
@@ -122,6 +125,13 @@ type LockOptions struct {
 	LockTimeoutSeconds int32
 	// Size is the semaphore limit; 0 or 1 is a mutex.
 	Size int32
+	// OnWaitStarted, if set, is called once when Lock starts waiting
+	// because the lock is busy (on LDLM, whose server waits, as soon as the
+	// waiting call is sent), on one of polylock's threads: it must return
+	// quickly and not block. Callers (tests) that must act while the wait
+	// is parked, such as ending its context, wait for it instead of
+	// sleeping.
+	OnWaitStarted func()
 }
 
 // LostEvent tells OnLost callbacks which lease was lost and why.
@@ -234,14 +244,29 @@ func (c *Client) TryLock(ctx context.Context, name string, opts *LockOptions) (*
 	return l, nil
 }
 
+// pending is one Lock call's acquisition, as its wait-started hook sees it.
+type pending struct {
+	// ptr is the handle acquiring; live for as long as the C call runs,
+	// which is the only time the hook runs.
+	ptr *C.polylock_lock
+	// cancelled is set once the context ended.
+	cancelled atomic.Bool
+	onWait    func()
+}
+
 // Lock takes the lock, waiting up to WaitTimeoutSeconds (0: without limit)
 // and until ctx ends. A wait that runs out gives ErrLockWaitTimeout; an
-// ended context gives ctx.Err() (a lease that arrives afterwards is
-// released in the background).
+// ended context gives ctx.Err(): the pending acquisition is cancelled in C
+// (polylock_acquire_cancel), so no thread stays blocked, and a lease
+// granted just before the cancel is released before Lock returns.
 func (c *Client) Lock(ctx context.Context, name string, opts *LockOptions) (*Lock, error) {
 	l, err := c.newLock(name, opts)
 	if err != nil {
 		return nil, err
+	}
+	p := &pending{ptr: l.ptr}
+	if opts != nil {
+		p.onWait = opts.OnWaitStarted
 	}
 	timeoutMs := int64(-1)
 	if opts != nil && opts.WaitTimeoutSeconds > 0 {
@@ -256,15 +281,26 @@ func (c *Client) Lock(ctx context.Context, name string, opts *LockOptions) (*Loc
 			timeoutMs = left
 		}
 	}
+	// The hook's user_data: C memory holding a handle on p (a Go pointer
+	// may not be kept by C). The hook never runs after the call returned.
+	handle := cgo.NewHandle(p)
+	slot := (*C.uintptr_t)(C.malloc(C.size_t(unsafe.Sizeof(C.uintptr_t(0)))))
+	*slot = C.uintptr_t(handle)
 	done := make(chan error, 1)
 	go func() {
-		done <- l.do(func(p *C.polylock_lock) C.polylock_status { return C.polylock_acquire(p, C.int64_t(timeoutMs)) })
+		err := l.do(func(ptr *C.polylock_lock) C.polylock_status {
+			return C.polylock_acquire_with(ptr, C.int64_t(timeoutMs),
+				C.polylock_wait_started_callback(C.polylockGoWaitStarted), unsafe.Pointer(slot))
+		})
+		handle.Delete()
+		C.free(unsafe.Pointer(slot))
+		done <- err
 	}()
 	select {
 	case err := <-done:
 		if err != nil {
 			l.free()
-			if ctx.Err() != nil && errors.Is(err, ErrLockWaitTimeout) {
+			if ctx.Err() != nil && (errors.Is(err, ErrLockWaitTimeout) || errors.Is(err, ErrCancelled)) {
 				return nil, ctx.Err()
 			}
 			return nil, err
@@ -272,10 +308,13 @@ func (c *Client) Lock(ctx context.Context, name string, opts *LockOptions) (*Loc
 		l.held()
 		return l, nil
 	case <-ctx.Done():
-		go func() {
-			<-done
-			l.free() // releases a lease that came too late
-		}()
+		// A cancel before the acquisition began is a no-op in C: the flag
+		// makes the wait-started hook cancel it once it parks, and a grant
+		// that needed no wait is released by the free below.
+		p.cancelled.Store(true)
+		l.do(func(ptr *C.polylock_lock) C.polylock_status { return C.polylock_acquire_cancel(ptr) })
+		<-done   // prompt: cancelled, or granted just before
+		l.free() // releases a lease granted before the cancel
 		return nil, ctx.Err()
 	}
 }
@@ -351,6 +390,19 @@ func polylockGoLost(userData unsafe.Pointer, event *C.polylock_lost_event) {
 		HasToken:     bool(event.has_fencing_token),
 		Reason:       C.GoString(event.reason),
 	})
+}
+
+//export polylockGoWaitStarted
+func polylockGoWaitStarted(userData unsafe.Pointer) {
+	p := cgo.Handle(*(*C.uintptr_t)(userData)).Value().(*pending)
+	if p.cancelled.Load() {
+		// The context ended before the acquisition began (its cancel
+		// found nothing pending): cancel it now that it waits.
+		C.polylock_acquire_cancel(p.ptr)
+	}
+	if p.onWait != nil {
+		p.onWait()
+	}
 }
 
 //export polylockGoFree

@@ -36,6 +36,10 @@ type backend struct {
 	skip string
 	// fencing: leases carry a fencing token.
 	fencing bool
+	// countedTokens: a name's tokens count its grants (each the last + 1);
+	// Consul's are the key's ModifyIndex, a cluster-wide Raft index that
+	// any write moves, so there they only increase.
+	countedTokens bool
 	// revoke takes a held lease away from its holder (nil: not possible).
 	revoke func(t *testing.T, url string, l *Lock)
 }
@@ -72,7 +76,7 @@ func backends(t *testing.T) []backend {
 	consul, consulSkip := serverURL(t, "POLYLOCK_TEST_CONSUL_URL", false)
 	ldlm, ldlmSkip := serverURL(t, "POLYLOCK_TEST_LDLM_URL", ldlmSkipped())
 	return []backend{
-		{name: "memory", url: fmt.Sprintf("memory://go-%d", os.Getpid()), fencing: true},
+		{name: "memory", url: fmt.Sprintf("memory://go-%d", os.Getpid()), fencing: true, countedTokens: true},
 		{name: "consul", url: consul, skip: consulSkip, fencing: true, revoke: destroyConsulSession},
 		{name: "ldlm", url: ldlm, skip: ldlmSkip, fencing: false, revoke: releaseWithCLI},
 	}
@@ -239,6 +243,102 @@ func TestContextEndsAWait(t *testing.T) {
 			t.Fatal(err)
 		}
 		again.Unlock(context.Background())
+	})
+}
+
+func TestCancelledWaitTakesNothing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		name := unique("cancel")
+		background := context.Background()
+		holder, err := connect(t, b.url).Lock(background, name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		token, _ := holder.FencingToken()
+		ctx, cancel := context.WithCancel(background)
+		defer cancel()
+		parked := make(chan struct{})
+		result := make(chan error, 1)
+		waiter := connect(t, b.url)
+		go func() {
+			_, err := waiter.Lock(ctx, name, &LockOptions{OnWaitStarted: func() { close(parked) }})
+			result <- err
+		}()
+		// The bounds only turn a hang into a failure; the hook is the signal.
+		select {
+		case <-parked:
+		case err := <-result:
+			t.Fatalf("Lock returned before it waited: %v", err)
+		case <-time.After(60 * time.Second):
+			t.Fatal("the wait never started")
+		}
+		cancel()
+		select {
+		case err := <-result:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("cancelled wait: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("Lock did not return after its context was cancelled")
+		}
+		if err := holder.Unlock(background); err != nil {
+			t.Fatal(err)
+		}
+		// The cancelled wait took nothing: the next lease follows the holder's.
+		next, err := connect(t, b.url).Lock(background, name, &LockOptions{WaitTimeoutSeconds: 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer next.Unlock(background)
+		got, ok := next.FencingToken()
+		if ok != b.fencing || (b.fencing && got <= token) || (b.countedTokens && got != token+1) {
+			t.Fatalf("next fencing token %d (%v), holder's %d: the cancelled wait took the lock", got, ok, token)
+		}
+	})
+}
+
+// A context that ended before Lock began: the cancel may reach C before the
+// acquisition does (a no-op there), so the wait-started hook cancels it once
+// it parks. Lock must return every time, and leave nothing behind.
+func TestAnEndedContextLeavesNoWaitBehind(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		name := unique("ended")
+		background := context.Background()
+		holder, err := connect(t, b.url).Lock(background, name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		token, _ := holder.FencingToken()
+		ended, cancel := context.WithCancel(background)
+		cancel()
+		waiter := connect(t, b.url)
+		for i := 0; i < 20; i++ {
+			result := make(chan error, 1)
+			go func() {
+				_, err := waiter.Lock(ended, name, nil)
+				result <- err
+			}()
+			select {
+			case err := <-result:
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("round %d: %v", i, err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatalf("round %d: Lock with an ended context did not return", i)
+			}
+		}
+		if err := holder.Unlock(background); err != nil {
+			t.Fatal(err)
+		}
+		next, err := connect(t, b.url).Lock(background, name, &LockOptions{WaitTimeoutSeconds: 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer next.Unlock(background)
+		got, ok := next.FencingToken()
+		if ok != b.fencing || (b.fencing && got <= token) || (b.countedTokens && got != token+1) {
+			t.Fatalf("next fencing token %d (%v), holder's %d: an ended wait took the lock", got, ok, token)
+		}
 	})
 }
 

@@ -1,7 +1,14 @@
 /*
  * The C ABI test program: the API, the bad-input matrix, lost callbacks and
- * threads, against the backend URL in argv[1] (default memory://).
+ * threads, handles never reused, cancelling a pending acquire (after its
+ * wait-started hook, and racing a grant), freeing a client and its lock in
+ * either order, against the backend URL in argv[1] (default memory://).
  * Run by bindings-c/tests/run-c-tests.sh, under valgrind.
+ *
+ * On consul://, a release that fails while the connection is cut is
+ * retried: the client talks to Consul through tests/support/cut_proxy.py
+ * ($POLYLOCK_CUT_PROXY, which the runner sets), spawned with pipes on its
+ * stdin and stdout.
  *
  * Loss is caused behind the client's back where the test can: on Consul by
  * destroying the session through the HTTP API (curl); on LDLM by releasing
@@ -18,12 +25,14 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,6 +78,22 @@ static bool is_ldlm(void) {
   return has_scheme(url, "ldlm://") || has_scheme(url, "ldlms://");
 }
 
+/* How far a mutex's fencing token moves from one holder to the next when
+ * nobody took it in between (the first released, the next acquired on
+ * another client), or 0 where that is not fixed. memory:// counts grants:
+ * 1. MongoDB's token is the generation, and a release inserts the next
+ * generation as its marker: 2. Consul's is the lock key's ModifyIndex, a
+ * cluster-wide Raft index that any write moves: it only increases. */
+static uint64_t token_step(void) {
+  if (has_scheme(url, "memory://")) {
+    return 1;
+  }
+  if (has_scheme(url, "mongodb://") || has_scheme(url, "mongodb+srv://")) {
+    return 2;
+  }
+  return 0;
+}
+
 static void lock_name(char *buf, size_t len, const char *base) {
   snprintf(buf, len, "%s/%s", prefix, base);
 }
@@ -94,6 +119,8 @@ static void test_static_strings(void) {
   CHECK(strcmp(polylock_status_name(POLYLOCK_TIMEOUT), "timeout") == 0);
   CHECK(strcmp(polylock_status_name(POLYLOCK_INVALID_HANDLE),
                "invalid_handle") == 0);
+  CHECK(strcmp(polylock_status_name(POLYLOCK_CANCELLED), "cancelled") == 0);
+  CHECK(POLYLOCK_CANCELLED == POLYLOCK_PANIC + 1);
   CHECK(strcmp(polylock_status_name(9999), "unknown") == 0);
   CHECK(polylock_last_error() != NULL);
 }
@@ -144,6 +171,9 @@ static void test_bad_input(polylock_client *client) {
   /* Calls on NULL handles. */
   CHECK_STATUS(polylock_try_acquire(NULL, &flag), POLYLOCK_INVALID_HANDLE);
   CHECK_STATUS(polylock_acquire(NULL, 10), POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_acquire_with(NULL, 10, NULL, NULL),
+               POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_acquire_cancel(NULL), POLYLOCK_INVALID_HANDLE);
   CHECK_STATUS(polylock_renew(NULL), POLYLOCK_INVALID_HANDLE);
   CHECK_STATUS(polylock_release(NULL), POLYLOCK_INVALID_HANDLE);
   CHECK_STATUS(polylock_fencing_token(NULL, &flag, &token),
@@ -539,6 +569,523 @@ static void test_registry(polylock_client *a, polylock_client *b) {
   CHECK_STATUS(polylock_registry_list(NULL, ns, &json), POLYLOCK_INVALID_HANDLE);
 }
 
+/* ---- signals between threads (no sleeps) ---- */
+
+/* A one-shot event another thread raises; waited for with a bound. */
+struct signal {
+  pthread_mutex_t mutex;
+  pthread_cond_t raised_cond;
+  bool raised;
+};
+
+static void signal_init(struct signal *s) {
+  pthread_mutex_init(&s->mutex, NULL);
+  pthread_cond_init(&s->raised_cond, NULL);
+  s->raised = false;
+}
+
+static void signal_destroy(struct signal *s) {
+  pthread_mutex_destroy(&s->mutex);
+  pthread_cond_destroy(&s->raised_cond);
+}
+
+static void signal_raise(struct signal *s) {
+  pthread_mutex_lock(&s->mutex);
+  s->raised = true;
+  pthread_cond_broadcast(&s->raised_cond);
+  pthread_mutex_unlock(&s->mutex);
+}
+
+/* Waits (at most 60 s) for the signal: true if it was raised. */
+static bool signal_wait(struct signal *s) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 60;
+  pthread_mutex_lock(&s->mutex);
+  while (!s->raised) {
+    if (pthread_cond_timedwait(&s->raised_cond, &s->mutex, &deadline) ==
+        ETIMEDOUT) {
+      break;
+    }
+  }
+  bool raised = s->raised;
+  pthread_mutex_unlock(&s->mutex);
+  return raised;
+}
+
+/* A polylock_acquire_with running in its own thread. */
+struct waiter {
+  polylock_lock *lock;
+  int64_t timeout_ms;
+  pthread_t thread;
+  struct signal parked;   /* the wait-started hook ran */
+  struct signal finished; /* the call returned */
+  atomic_bool done;
+  polylock_status status;
+  char message[256]; /* the call's polylock_last_error(), on its thread */
+  bool cancel_in_hook; /* the hook cancels the acquisition it reports */
+  polylock_status hook_status;
+};
+
+static void on_wait_started(void *user_data) {
+  struct waiter *w = user_data;
+  if (w->cancel_in_hook) {
+    w->hook_status = polylock_acquire_cancel(w->lock);
+  }
+  signal_raise(&w->parked);
+}
+
+static void *run_waiter(void *arg) {
+  struct waiter *w = arg;
+  w->status = polylock_acquire_with(w->lock, w->timeout_ms, on_wait_started, w);
+  snprintf(w->message, sizeof w->message, "%s", polylock_last_error());
+  atomic_store(&w->done, true);
+  signal_raise(&w->finished);
+  return NULL;
+}
+
+static void waiter_start_hooked(struct waiter *w, polylock_lock *lock,
+                                int64_t timeout_ms, bool cancel_in_hook) {
+  w->lock = lock;
+  w->timeout_ms = timeout_ms;
+  w->status = POLYLOCK_PANIC;
+  w->cancel_in_hook = cancel_in_hook;
+  w->hook_status = POLYLOCK_PANIC;
+  atomic_init(&w->done, false);
+  signal_init(&w->parked);
+  signal_init(&w->finished);
+  pthread_create(&w->thread, NULL, run_waiter, w);
+}
+
+static void waiter_start(struct waiter *w, polylock_lock *lock,
+                         int64_t timeout_ms) {
+  waiter_start_hooked(w, lock, timeout_ms, false);
+}
+
+/* Waits (bounded) for the waiter's call to return: its status, or
+ * POLYLOCK_PANIC (and the thread left running) if it did not. */
+static polylock_status waiter_finish(struct waiter *w) {
+  if (!signal_wait(&w->finished)) {
+    fprintf(stderr, "%s:%d: an acquire did not return within 60 s\n",
+            __FILE__, __LINE__);
+    pthread_detach(w->thread);
+    return POLYLOCK_PANIC;
+  }
+  pthread_join(w->thread, NULL);
+  signal_destroy(&w->parked);
+  signal_destroy(&w->finished);
+  return w->status;
+}
+
+/* ---- handles are never reused ---- */
+
+static void test_handles_never_reused(polylock_client *client) {
+  enum { HANDLES = 100000, CLIENTS = 200 };
+  char name[128];
+  lock_name(name, sizeof name, "reuse");
+  polylock_lock *stale = new_lock(client, "reuse", 1);
+  CHECK_STATUS(polylock_lock_free(stale), POLYLOCK_OK);
+  polylock_client *stale_client = connect_client();
+  CHECK_STATUS(polylock_client_free(stale_client), POLYLOCK_OK);
+
+  /* Many handles made and freed after them: none gets their value, as an
+   * allocator's address would be handed out again. */
+  int failed = 0, reused = 0;
+  for (int i = 0; i < HANDLES; i++) {
+    polylock_lock *lock = NULL;
+    if (polylock_lock_new(client, name, 1, 15000, NULL, &lock) != POLYLOCK_OK) {
+      failed++;
+      continue;
+    }
+    reused += (void *)lock == (void *)stale || (void *)lock == (void *)stale_client;
+    failed += polylock_lock_free(lock) != POLYLOCK_OK;
+  }
+  for (int i = 0; i < CLIENTS; i++) {
+    polylock_client *other = NULL;
+    if (polylock_client_new("memory://", &other) != POLYLOCK_OK) {
+      failed++;
+      continue;
+    }
+    reused += (void *)other == (void *)stale || (void *)other == (void *)stale_client;
+    failed += polylock_client_free(other) != POLYLOCK_OK;
+  }
+  CHECK(failed == 0);
+  CHECK(reused == 0);
+
+  /* The stale pointers name nothing, with live handles of both kinds. */
+  polylock_lock *live = new_lock(client, "reuse", 1);
+  polylock_client *live_client = connect_client();
+  polylock_lock *other = NULL;
+  polylock_capabilities unused;
+  bool flag = false;
+  CHECK_STATUS(polylock_try_acquire(stale, &flag), POLYLOCK_INVALID_HANDLE);
+  CHECK(strstr(polylock_last_error(), "freed already") != NULL);
+  CHECK_STATUS(polylock_acquire(stale, 0), POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_acquire_cancel(stale), POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_release(stale), POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_lock_free(stale), POLYLOCK_INVALID_HANDLE);
+  CHECK(!polylock_is_held(stale));
+  CHECK_STATUS(polylock_lock_new(stale_client, name, 1, 0, NULL, &other),
+               POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_client_capabilities(stale_client, &unused),
+               POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_client_free(stale_client), POLYLOCK_INVALID_HANDLE);
+  CHECK(other == NULL);
+
+  /* A handle of one kind is not a handle of another. */
+  CHECK_STATUS(polylock_try_acquire((polylock_lock *)live_client, &flag),
+               POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_lock_free((polylock_lock *)live_client),
+               POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_client_free((polylock_client *)live),
+               POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_lock_new((polylock_client *)live, name, 1, 0, NULL,
+                                 &other),
+               POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_try_acquire(live, &flag), POLYLOCK_OK);
+  CHECK(flag);
+  CHECK_STATUS(polylock_lock_free(live), POLYLOCK_OK);
+  CHECK_STATUS(polylock_client_free(live_client), POLYLOCK_OK);
+}
+
+/* ---- cancelling a pending acquisition ---- */
+
+static void test_cancel_parked_wait(polylock_client *a, polylock_client *b,
+                                    polylock_client *c) {
+  polylock_lock *holder = new_lock(a, "cancel", 1);
+  polylock_lock *waiting = new_lock(b, "cancel", 1);
+  polylock_lock *next = new_lock(c, "cancel", 1);
+  bool acquired = false, has_token = false;
+  uint64_t held = 0, after = 0;
+  CHECK_STATUS(polylock_try_acquire(holder, &acquired), POLYLOCK_OK);
+  CHECK(acquired);
+  CHECK_STATUS(polylock_fencing_token(holder, &has_token, &held), POLYLOCK_OK);
+
+  /* Nothing pending: a no-op. */
+  CHECK_STATUS(polylock_acquire_cancel(waiting), POLYLOCK_OK);
+
+  struct waiter w;
+  waiter_start(&w, waiting, -1);
+  /* The hook says the wait is parked; then cancel it. */
+  CHECK(signal_wait(&w.parked));
+  CHECK_STATUS(polylock_acquire_cancel(waiting), POLYLOCK_OK);
+  CHECK_STATUS(waiter_finish(&w), POLYLOCK_CANCELLED);
+  CHECK(strstr(w.message, "cancelled") != NULL);
+  CHECK(!polylock_is_held(waiting));
+  CHECK_STATUS(polylock_fencing_token(waiting, &has_token, &after),
+               POLYLOCK_NOT_HELD);
+  CHECK_STATUS(polylock_acquire_cancel(waiting), POLYLOCK_OK);
+
+  /* The cancelled wait took nothing: the next grant follows the holder's. */
+  CHECK_STATUS(polylock_release(holder), POLYLOCK_OK);
+  CHECK_STATUS(polylock_acquire(next, 60000), POLYLOCK_OK);
+  CHECK_STATUS(polylock_fencing_token(next, &has_token, &after), POLYLOCK_OK);
+  CHECK(has_token == caps.fencing);
+  if (caps.fencing) {
+    CHECK(after > held);
+  }
+  if (caps.fencing && token_step() != 0) {
+    CHECK(after == held + token_step());
+    if (after != held + token_step()) {
+      fprintf(stderr, "  holder's token %llu, next %llu\n",
+              (unsigned long long)held, (unsigned long long)after);
+    }
+  }
+  CHECK_STATUS(polylock_release(next), POLYLOCK_OK);
+
+  /* The cancelled handle is idle: it acquires again. */
+  CHECK_STATUS(polylock_acquire(waiting, 60000), POLYLOCK_OK);
+  CHECK(polylock_is_held(waiting));
+  CHECK_STATUS(polylock_release(waiting), POLYLOCK_OK);
+
+  /* Cancelled from inside its own wait-started hook (for a canceller that
+   * came before the acquisition began): the same outcome. */
+  CHECK_STATUS(polylock_try_acquire(holder, &acquired), POLYLOCK_OK);
+  CHECK(acquired);
+  waiter_start_hooked(&w, waiting, -1, true);
+  CHECK_STATUS(waiter_finish(&w), POLYLOCK_CANCELLED);
+  CHECK_STATUS(w.hook_status, POLYLOCK_OK);
+  CHECK(!polylock_is_held(waiting));
+  CHECK_STATUS(polylock_release(holder), POLYLOCK_OK);
+
+  /* Freeing a handle ends its pending acquisition the same way. */
+  CHECK_STATUS(polylock_try_acquire(holder, &acquired), POLYLOCK_OK);
+  CHECK(acquired);
+  waiter_start(&w, waiting, -1);
+  CHECK(signal_wait(&w.parked));
+  CHECK_STATUS(polylock_lock_free(waiting), POLYLOCK_OK);
+  CHECK_STATUS(waiter_finish(&w), POLYLOCK_CANCELLED);
+  CHECK_STATUS(polylock_lock_free(holder), POLYLOCK_OK);
+  CHECK_STATUS(polylock_lock_free(next), POLYLOCK_OK);
+}
+
+static void test_cancel_racing_grant(polylock_client *a, polylock_client *b) {
+  /* LDLM's server-side wait costs a round trip and a lock timer per
+   * cancelled call at worst: fewer rounds there. */
+  int rounds = is_ldlm() ? 20 : 60;
+  polylock_lock *lock = new_lock(a, "cancel-race", 1);
+  polylock_lock *probe = new_lock(b, "cancel-race", 1);
+  int granted = 0, cancelled = 0, other = 0;
+  for (int round = 0; round < rounds; round++) {
+    struct waiter w;
+    waiter_start(&w, lock, -1);
+    if (round % 2 == 0) {
+      /* One cancel, at once: it may come before the acquisition began. */
+      CHECK_STATUS(polylock_acquire_cancel(lock), POLYLOCK_OK);
+    } else {
+      /* Cancels until the call returns: one lands while it is pending. */
+      for (long i = 0; i < 1000000 && !atomic_load(&w.done); i++) {
+        polylock_acquire_cancel(lock);
+      }
+    }
+    polylock_status status = waiter_finish(&w);
+    if (status == POLYLOCK_OK) {
+      granted++;
+      CHECK(polylock_is_held(lock));
+      CHECK_STATUS(polylock_release(lock), POLYLOCK_OK);
+    } else if (status == POLYLOCK_CANCELLED) {
+      cancelled++;
+      CHECK(!polylock_is_held(lock));
+    } else {
+      other++;
+      fprintf(stderr, "  round %d: %s (%s)\n", round,
+              polylock_status_name(status), polylock_last_error());
+    }
+    /* Either way the lock is free again (a late grant is released). */
+    CHECK_STATUS(polylock_acquire(probe, 60000), POLYLOCK_OK);
+    CHECK_STATUS(polylock_release(probe), POLYLOCK_OK);
+  }
+  CHECK(other == 0);
+  printf("# cancel racing a grant: %d rounds, %d granted, %d cancelled\n",
+         rounds, granted, cancelled);
+  CHECK_STATUS(polylock_lock_free(lock), POLYLOCK_OK);
+  CHECK_STATUS(polylock_lock_free(probe), POLYLOCK_OK);
+}
+
+/* ---- a release that failed transiently is retried (Consul, cut proxy) ---- */
+
+/* tests/support/cut_proxy.py in a child process: commands on its stdin,
+ * answers on its stdout. */
+struct proxy {
+  pid_t pid;
+  int to;   /* its stdin */
+  int from; /* its stdout */
+  char address[64];
+};
+
+/* Reads one line (without its newline) from `fd`, waiting at most 30 s. */
+static bool read_line(int fd, char *buf, size_t len) {
+  size_t used = 0;
+  while (used + 1 < len) {
+    struct pollfd ready = {.fd = fd, .events = POLLIN};
+    if (poll(&ready, 1, 30000) != 1) {
+      return false;
+    }
+    char ch;
+    ssize_t got = read(fd, &ch, 1);
+    if (got != 1) {
+      return false;
+    }
+    if (ch == '\n') {
+      break;
+    }
+    buf[used++] = ch;
+  }
+  buf[used] = '\0';
+  return true;
+}
+
+static bool proxy_start(struct proxy *p, const char *target) {
+  const char *script = getenv("POLYLOCK_CUT_PROXY");
+  if (script == NULL || *script == '\0') {
+    fprintf(stderr, "POLYLOCK_CUT_PROXY (tests/support/cut_proxy.py) is not "
+                    "set\n");
+    return false;
+  }
+  int in[2], out[2];
+  if (pipe(in) != 0 || pipe(out) != 0) {
+    return false;
+  }
+  p->pid = fork();
+  if (p->pid == 0) {
+    dup2(in[0], STDIN_FILENO);
+    dup2(out[1], STDOUT_FILENO);
+    close(in[0]);
+    close(in[1]);
+    close(out[0]);
+    close(out[1]);
+    execlp("python3", "python3", script, target, (char *)NULL);
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  p->to = in[1];
+  p->from = out[0];
+  if (p->pid < 0) {
+    return false;
+  }
+  char line[128];
+  if (!read_line(p->from, line, sizeof line) ||
+      strncmp(line, "listening ", strlen("listening ")) != 0) {
+    return false;
+  }
+  snprintf(p->address, sizeof p->address, "%s", line + strlen("listening "));
+  return true;
+}
+
+/* Sends `command` and waits for its `ok` answer. */
+static bool proxy_command(struct proxy *p, const char *command) {
+  char line[128], expected[128];
+  snprintf(line, sizeof line, "%s\n", command);
+  if (write(p->to, line, strlen(line)) != (ssize_t)strlen(line)) {
+    return false;
+  }
+  snprintf(expected, sizeof expected, "ok %s", command);
+  return read_line(p->from, line, sizeof line) && strcmp(line, expected) == 0;
+}
+
+/* Ends the proxy: end of stdin stops it. */
+static void proxy_stop(struct proxy *p) {
+  close(p->to);
+  close(p->from);
+  if (p->pid > 0) {
+    waitpid(p->pid, NULL, 0);
+  }
+}
+
+static void test_release_retry(void) {
+  if (!has_scheme(url, "consul://")) {
+    return;
+  }
+  /* consul://HOST:PORT[?...] → HOST:PORT */
+  char target[128];
+  snprintf(target, sizeof target, "%s", url + strlen("consul://"));
+  target[strcspn(target, "/?")] = '\0';
+  struct proxy p = {.pid = -1, .to = -1, .from = -1};
+  bool started = proxy_start(&p, target);
+  CHECK(started);
+  if (!started) {
+    proxy_stop(&p);
+    return;
+  }
+  char through[160];
+  snprintf(through, sizeof through, "consul://%s", p.address);
+  polylock_client *client = NULL;
+  CHECK_STATUS(polylock_client_new(through, &client), POLYLOCK_OK);
+  char name[128];
+  lock_name(name, sizeof name, "release-retry");
+  polylock_lock *lock = NULL;
+  CHECK_STATUS(polylock_lock_new(client, name, 1, 15000, NULL, &lock),
+               POLYLOCK_OK);
+  bool acquired = false;
+  CHECK_STATUS(polylock_try_acquire(lock, &acquired), POLYLOCK_OK);
+  CHECK(acquired);
+
+  CHECK(proxy_command(&p, "cut"));
+  CHECK_STATUS(polylock_release(lock), POLYLOCK_CONNECTION);
+  /* The lease stays in the handle, held (and renewed): retry works. */
+  CHECK(polylock_is_held(lock));
+  CHECK_STATUS(polylock_try_acquire(lock, &acquired), POLYLOCK_USAGE);
+  CHECK(proxy_command(&p, "restore"));
+  CHECK_STATUS(polylock_release(lock), POLYLOCK_OK);
+  CHECK(!polylock_is_held(lock));
+  CHECK_STATUS(polylock_release(lock), POLYLOCK_NOT_HELD);
+
+  /* Released for real: a client straight to Consul takes it at once. */
+  polylock_client *direct = connect_client();
+  polylock_lock *other = new_lock(direct, "release-retry", 1);
+  CHECK_STATUS(polylock_try_acquire(other, &acquired), POLYLOCK_OK);
+  CHECK(acquired);
+  CHECK_STATUS(polylock_lock_free(other), POLYLOCK_OK);
+  CHECK_STATUS(polylock_client_free(direct), POLYLOCK_OK);
+  CHECK_STATUS(polylock_lock_free(lock), POLYLOCK_OK);
+  CHECK_STATUS(polylock_client_free(client), POLYLOCK_OK);
+  proxy_stop(&p);
+}
+
+/* ---- one lost callback per handle, for every lease ---- */
+
+static void test_lost_once_per_lease(polylock_client *client) {
+  if (!has_scheme(url, "consul://") && !is_ldlm()) {
+    printf("# lost once per lease: skipped (needs a backend the test can "
+           "revoke on: consul://, ldlm://)\n");
+    return;
+  }
+  char name[128];
+  lock_name(name, sizeof name, "lost-once");
+  polylock_lock *lock = NULL;
+  /* A short TTL: on LDLM the keeper's next renewal (a third of it) finds a
+   * revoked lease gone. */
+  uint64_t ttl_ms = is_ldlm() ? 3000 : 15000;
+  CHECK_STATUS(polylock_lock_new(client, name, 1, ttl_ms, NULL, &lock),
+               POLYLOCK_OK);
+  struct lost_record *first = record_new();
+  struct lost_record *second = record_new();
+  bool acquired = false;
+  CHECK_STATUS(polylock_on_lost(lock, on_lost, first, on_free), POLYLOCK_OK);
+  /* Registered once, told of each of the handle's leases once. */
+  for (int lease = 1; lease <= 3; lease++) {
+    CHECK_STATUS(polylock_try_acquire(lock, &acquired), POLYLOCK_OK);
+    CHECK(acquired);
+    CHECK(revoke(lock, "lost-once"));
+    CHECK(await_count(first, &first->calls, lease));
+    CHECK(!polylock_is_held(lock));
+    CHECK_STATUS(polylock_release(lock), POLYLOCK_LOST);
+    CHECK(first->calls == lease);
+  }
+  /* Replaced: the old registration's user_data is freed once, and only the
+   * new one hears of the next loss. */
+  CHECK_STATUS(polylock_on_lost(lock, on_lost, second, on_free), POLYLOCK_OK);
+  CHECK(first->frees == 1);
+  CHECK_STATUS(polylock_try_acquire(lock, &acquired), POLYLOCK_OK);
+  CHECK(acquired);
+  CHECK(revoke(lock, "lost-once"));
+  CHECK(await_count(second, &second->calls, 1));
+  CHECK_STATUS(polylock_release(lock), POLYLOCK_LOST);
+  /* Cleared: freed once; freeing the handle frees nothing more. */
+  CHECK_STATUS(polylock_on_lost(lock, NULL, NULL, NULL), POLYLOCK_OK);
+  CHECK(second->frees == 1);
+  CHECK_STATUS(polylock_lock_free(lock), POLYLOCK_OK);
+  CHECK(first->calls == 3 && first->frees == 1);
+  CHECK(second->calls == 1 && second->frees == 1);
+  record_destroy(first);
+  record_destroy(second);
+}
+
+/* ---- freeing a client and its lock handle in either order ---- */
+
+static void test_free_orders(void) {
+  for (int lock_first = 0; lock_first < 2; lock_first++) {
+    polylock_client *client = connect_client();
+    polylock_lock *lock = new_lock(client, "free-order", 1);
+    struct lost_record *record = record_new();
+    bool acquired = false;
+    CHECK_STATUS(polylock_on_lost(lock, on_lost, record, on_free),
+                 POLYLOCK_OK);
+    CHECK_STATUS(polylock_try_acquire(lock, &acquired), POLYLOCK_OK);
+    CHECK(acquired);
+    if (lock_first) {
+      CHECK_STATUS(polylock_lock_free(lock), POLYLOCK_OK);
+      CHECK_STATUS(polylock_client_free(client), POLYLOCK_OK);
+    } else {
+      /* The lock handle keeps its client's connection: still usable. */
+      CHECK_STATUS(polylock_client_free(client), POLYLOCK_OK);
+      CHECK(polylock_is_held(lock));
+      CHECK_STATUS(polylock_renew(lock), POLYLOCK_OK);
+      CHECK_STATUS(polylock_lock_free(lock), POLYLOCK_OK);
+    }
+    CHECK(record->frees == 1);
+    CHECK(record->calls == 0);
+    record_destroy(record);
+  }
+  /* Released by the frees: the lock is free now. */
+  polylock_client *client = connect_client();
+  polylock_lock *lock = new_lock(client, "free-order", 1);
+  CHECK_STATUS(polylock_acquire(lock, 60000), POLYLOCK_OK);
+  CHECK_STATUS(polylock_lock_free(lock), POLYLOCK_OK);
+  CHECK_STATUS(polylock_client_free(client), POLYLOCK_OK);
+}
+
 /* ---- LDLM credentials: password and client certificates ---- */
 
 /* `ldlm://:PASSWORD@HOST:PORT` from `base` (`ldlm://HOST:PORT`). */
@@ -661,7 +1208,13 @@ int main(int argc, char **argv) {
   test_semaphore(a, b, c);
   test_registry(a, b);
   test_lost_callbacks(c);
+  test_lost_once_per_lease(c);
   test_threads();
+  test_handles_never_reused(a);
+  test_cancel_parked_wait(a, b, c);
+  test_cancel_racing_grant(a, b);
+  test_release_retry();
+  test_free_orders();
   if (is_ldlm()) {
     test_ldlm_password();
     test_ldlm_mtls();

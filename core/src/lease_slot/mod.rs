@@ -203,9 +203,18 @@ impl LeaseSlot {
     /// [`cancel`](Self::cancel) it. One task on the runtime, whose
     /// completion wakes this thread directly.
     pub fn acquire_blocking(&self, wait: Wait) -> Result<Option<Lease>> {
+        self.acquire_blocking_with(wait, AcquireHooks::default())
+    }
+
+    /// [`acquire_blocking`](Self::acquire_blocking) with `hooks` (a
+    /// wait-started hook tells another thread when the wait is parked, so it
+    /// can [`cancel`](Self::cancel) it then). The calling thread waits for
+    /// the acquisition's completion callback itself: one task on the
+    /// runtime, no task in between to hop through.
+    pub fn acquire_blocking_with(&self, wait: Wait, hooks: AcquireHooks) -> Result<Option<Lease>> {
         runtime::ensure_blocking_allowed()?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.start_acquire(wait, AcquireHooks::default(), move |outcome| {
+        self.start_acquire(wait, hooks, move |outcome| {
             let _ = tx.send(outcome);
         })?;
         rx.recv()

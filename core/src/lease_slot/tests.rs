@@ -197,6 +197,36 @@ fn a_cancelled_wait_takes_nothing_and_frees_the_slot() {
 }
 
 #[test]
+fn a_blocking_acquisition_reports_its_parked_wait_and_answers_cancel() {
+    let f = fixture("blocking");
+    let holder = f.slot("blocking");
+    holder.acquire_blocking(Wait::No).unwrap().expect("free");
+    let waiter = f.slot("blocking");
+    let (parked_tx, parked) = mpsc::channel();
+    let hooks = AcquireHooks {
+        wait_started: Some(Box::new(move || {
+            let _ = parked_tx.send(());
+        })),
+    };
+    let (done_tx, done) = mpsc::channel();
+    let blocked = waiter.clone();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(blocked.acquire_blocking_with(Wait::Forever, hooks));
+    });
+    parked.recv_timeout(BOUND).expect("parked");
+    assert!(waiter.cancel());
+    let error = done.recv_timeout(BOUND).unwrap().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Cancelled);
+
+    // Inside an async runtime it refuses instead of blocking a worker.
+    let inside = runtime::handle().block_on(async { waiter.acquire_blocking(Wait::No) });
+    assert_eq!(inside.unwrap_err().kind(), ErrorKind::Usage);
+    assert!(!waiter.is_acquiring());
+    holder.release_blocking().unwrap();
+    assert!(waiter.acquire_blocking(Wait::No).unwrap().is_some());
+}
+
+#[test]
 fn a_cancel_racing_a_grant_never_leaks_the_lease() {
     let f = fixture("race");
     for round in 0..200 {

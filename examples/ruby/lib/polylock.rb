@@ -31,7 +31,7 @@ module Polylock
     ffi_lib library_path
 
     STATUS = enum(:status, %i[ok timeout lost not_held limit_mismatch conflict connection auth
-                              invalid_argument backend usage invalid_handle panic])
+                              invalid_argument backend usage invalid_handle panic cancelled])
 
     # The event a lost callback receives (valid during the callback only).
     class LostEvent < FFI::Struct
@@ -47,6 +47,7 @@ module Polylock
 
     attach_function :polylock_version, [], :string
     attach_function :polylock_last_error, [], :string
+    attach_function :polylock_status_name, [:int32], :string
     # Calls that may block release the interpreter lock while they do.
     attach_function :polylock_client_new, %i[string pointer], :status, blocking: true
     attach_function :polylock_client_free, [:pointer], :status
@@ -82,11 +83,12 @@ module Polylock
   class AuthError < Error; end
   class InvalidArgumentError < Error; end
   class UsageError < Error; end
+  class CancelledError < Error; end # a pending acquisition was cancelled
 
   ERRORS = {
     timeout: TimeoutError, lost: ExpiredError, not_held: NotHeldError,
     limit_mismatch: LimitMismatchError, connection: ConnectionError, auth: AuthError,
-    invalid_argument: InvalidArgumentError, usage: UsageError
+    invalid_argument: InvalidArgumentError, usage: UsageError, cancelled: CancelledError
   }.freeze
 
   # Raises the Error for a status other than :ok.

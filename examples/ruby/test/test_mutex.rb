@@ -158,6 +158,17 @@ module ServerURL
   end
 end
 
+# The status enum mirrors the C library's codes, in order.
+class StatusTest < Minitest::Test
+  def test_every_status_has_the_library_s_name
+    Polylock::Native::STATUS.symbols.each do |code|
+      assert_equal code.to_s, Polylock::Native.polylock_status_name(Polylock::Native::STATUS[code])
+    end
+    assert_equal "unknown", Polylock::Native.polylock_status_name(Polylock::Native::STATUS.symbols.size)
+    assert_equal Polylock::CancelledError, Polylock::ERRORS.fetch(:cancelled)
+  end
+end
+
 class MemoryMutexTest < Minitest::Test
   include MutexBehaviour
 
