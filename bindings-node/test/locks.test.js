@@ -95,8 +95,7 @@ for (const [label, url, options, caps] of backends()) {
     await holder.acquire();
     const waiter = new Client(url).lock(name);
     const controller = new AbortController();
-    const waiting = waiter.acquire({ signal: controller.signal });
-    setImmediate(() => controller.abort());
+    const waiting = waiter.acquire({ signal: controller.signal, onWaitStarted: () => controller.abort() });
     await assert.rejects(waiting, (error) => error instanceof PolylockError && error.code === "ABORTED" && error.name === "AbortError");
     await assert.rejects(waiter.acquire({ signal: controller.signal }), { code: "ABORTED" });
     await holder.release();
@@ -124,11 +123,15 @@ for (const [label, url, options, caps] of backends()) {
     const holder = new Client(url).lock(name);
     await holder.acquire();
     const waiter = new Client(url).lock(name);
-    const waiting = waiter.acquire({ timeout: 60000 });
+    let parked;
+    const waitStarted = new Promise((resolve) => (parked = resolve));
+    const waiting = waiter.acquire({ timeout: 60000, onWaitStarted: () => parked() });
     // This code runs while the waiter waits, and frees the lock for it.
-    await new Promise((resolve) => setImmediate(resolve));
+    await waitStarted;
+    assert.equal(waiter.isAcquiring, true);
     await holder.release();
     const lease = await waiting;
+    assert.equal(waiter.isAcquiring, false);
     assert.equal(lease.isHeld, true);
     await waiter.release();
   });

@@ -321,3 +321,34 @@ fn a_closed_slot_releases_its_lease_and_refuses_more() {
         ErrorKind::Usage
     );
 }
+
+#[test]
+fn a_lease_handle_releases_its_own_lease_only() {
+    let f = fixture("handle");
+    let slot = f.slot("handle");
+    let first = slot.acquire_blocking(Wait::No).unwrap().expect("free");
+    // The current lease through its handle: a transient failure keeps it.
+    f.backend.failing_releases.store(1, Ordering::SeqCst);
+    let on_runtime = |slot: &LeaseSlot, lease: &Lease| {
+        let (slot, lease) = (slot.clone(), Lease::view(lease.inner.clone()));
+        runtime::block_on(async move { slot.release_lease(&lease).await }).unwrap()
+    };
+    assert!(on_runtime(&slot, &first).unwrap_err().is_transient());
+    assert!(slot.lease().expect("kept for a retry").is_held());
+    on_runtime(&slot, &first).unwrap();
+    assert!(slot.lease().is_none(), "released through its handle");
+
+    // An older handle leaves the slot's next lease alone.
+    let second = slot.acquire_blocking(Wait::No).unwrap().expect("free");
+    assert_eq!(
+        on_runtime(&slot, &first).unwrap_err().kind(),
+        ErrorKind::NotHeld
+    );
+    assert!(slot.lease().expect("the second lease").is_held());
+    let (renewing, handle) = (slot.clone(), Lease::view(second.inner.clone()));
+    runtime::block_on(async move { renewing.renew_lease(&handle).await })
+        .unwrap()
+        .unwrap();
+    slot.release_blocking().unwrap();
+    assert!(f.store().holders("handle").is_empty());
+}
