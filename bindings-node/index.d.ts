@@ -328,13 +328,6 @@ export class Lock {
  * of the same Lock.
  */
 export class Lease {
-    /**
-     * Made by the addon; not for user code.
-     * @param {any} inner
-     */
-    constructor(inner: any);
-    /** @private */
-    private _inner;
     /** @private @type {LostListeners | null} */
     private _lost;
     /** The lock's name. @returns {string} */

@@ -202,45 +202,40 @@ function dispatchLost(id, event) {
  * of the same Lock.
  */
 class Lease {
-  /**
-   * Made by the addon; not for user code.
-   * @param {any} inner
-   */
-  constructor(inner) {
-    /** @private */
-    this._inner = inner;
+  /** Made (and wrapped) by the addon when a Lock acquires; not for user code. */
+  constructor() {
     /** @private @type {LostListeners | null} */
     this._lost = null;
   }
 
   /** The lock's name. @returns {string} */
   get name() {
-    return this._inner.name;
+    return native.leaseName(this);
   }
 
   /** The backend's id of this lease (Consul session id, …). @returns {string} */
   get holder() {
-    return this._inner.holder;
+    return native.leaseHolder(this);
   }
 
   /** Strictly increasing per name; null where the backend has none. @returns {bigint | null} */
   get fencingToken() {
-    return this._inner.fencingToken ?? null;
+    return native.leaseFencingToken(this) ?? null;
   }
 
   /** The granted TTL in ms. @returns {number} */
   get ttl() {
-    return this._inner.ttl;
+    return native.leaseTtl(this);
   }
 
   /** True while the lease is held and proven. @returns {boolean} */
   get isHeld() {
-    return this._inner.isHeld;
+    return native.leaseIsHeld(this);
   }
 
   /** Ms the lease is still proven held (0 once it is not). @returns {number} */
   get timeToExpiration() {
-    return this._inner.timeToExpiration;
+    return native.leaseTimeToExpiration(this);
   }
 
   /**
@@ -250,7 +245,7 @@ class Lease {
    * @returns {Promise<void>}
    */
   release() {
-    return this._inner.release();
+    return native.leaseRelease(this);
   }
 
   /**
@@ -258,7 +253,7 @@ class Lease {
    * @returns {Promise<void>}
    */
   renew() {
-    return this._inner.renew();
+    return native.leaseRenew(this);
   }
 
   /**
@@ -274,7 +269,7 @@ class Lease {
     this._lost ??= new LostListeners(true);
     const listeners = this._lost;
     const id = listeners.add(callback);
-    this._inner.onLost(id);
+    native.leaseOnLost(this, id);
     return () => {
       listeners.remove(id);
     };
@@ -285,7 +280,7 @@ class Lease {
    * @returns {Promise<void>}
    */
   async [Symbol.asyncDispose]() {
-    if (this._inner.isHeld) {
+    if (this.isHeld) {
       try {
         await this.release();
       } catch (error) {

@@ -117,7 +117,7 @@ fn context() -> Option<Rc<Context>> {
 /// Registers the JavaScript side with the addon (`index.js`, once per
 /// environment; a module loaded again replaces the values): the error class
 /// (`new PolylockError(code, message)`), the lease class
-/// (`new Lease(nativeLease)`) and the lost-event dispatcher
+/// (`new Lease()`, which the addon wraps) and the lost-event dispatcher
 /// (`dispatch(listenerId, event)`).
 #[napi]
 pub fn init(
@@ -358,14 +358,11 @@ pub(crate) fn new_error(env: sys::napi_env, code: &str, message: &str) -> Option
     construct(env, class, &args)
 }
 
-/// `new Lease(native)` with the registered class (JS thread).
-pub(crate) fn new_lease(
-    env: sys::napi_env,
-    native: sys::napi_value,
-) -> napi::Result<sys::napi_value> {
+/// `new Lease()` with the registered class (JS thread).
+pub(crate) fn new_lease(env: sys::napi_env) -> napi::Result<sys::napi_value> {
     let context = require()?;
     reference_value(env, context.lease_class.get())
-        .and_then(|class| construct(env, class, &[native]))
+        .and_then(|class| construct(env, class, &[]))
         .ok_or_else(|| napi::Error::new(Status::GenericFailure, "cannot make a Lease"))
 }
 

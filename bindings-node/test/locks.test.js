@@ -2,7 +2,7 @@
 // The shared behaviours on every backend.
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
-const { Client, PolylockError } = require("..");
+const { Client, Lease, PolylockError } = require("..");
 const { backends, unique, needsUrl: needs } = require("./helpers");
 
 for (const [label, url, options, caps] of backends()) {
@@ -148,4 +148,12 @@ test("bad input gets typed errors", async () => {
   await assert.rejects(client.lock("ok").acquire({ timeout: -1 }), { code: "INVALID_ARGUMENT" });
   await assert.rejects(new Client("nope://").connect(), { code: "INVALID_ARGUMENT" });
   await assert.rejects(client.lock(/** @type {any} */ (42)).tryAcquire(), { code: "INVALID_ARGUMENT" });
+  // Only a Lease the addon made is read as one (not another native object).
+  const lock = client.lock("typed");
+  await lock.acquire();
+  const holder = /** @type {() => string} */ (Object.getOwnPropertyDescriptor(Lease.prototype, "holder")?.get);
+  for (const other of [{}, new Lease(), /** @type {any} */ (lock)._native, await /** @type {any} */ (client)._ready]) {
+    assert.throws(() => holder.call(other), (error) => error instanceof PolylockError && error.code === "INVALID_ARGUMENT");
+  }
+  await lock.release();
 });

@@ -299,6 +299,14 @@ fn listeners_and_leases_do_not_keep_the_client_alive() {
     let lease = lost.acquire_blocking(Wait::No).unwrap().expect("free");
     assert!(f.store().revoke("alive-lost", lease.holder()));
     heard.recv_timeout(BOUND).expect("told of the loss");
+    // The notifier thread holds the slot while it calls the listeners: the
+    // loss report is over once a later notifier job runs.
+    let (done_tx, done) = mpsc::channel();
+    runtime::notify(Box::new(move || {
+        let _ = done_tx.send(());
+    }));
+    done.recv_timeout(BOUND)
+        .expect("the notifier is past the loss report");
     drop(lease);
     drop(f);
     assert!(client.upgrade().is_some(), "the slots still use it");
