@@ -7,6 +7,11 @@
 //
 //   node bindings-node/scripts/build.js    # the release addon
 //   tests/with-servers.sh node bindings-node/bench/overhead.js
+//   taskset -c 0 node bindings-node/bench/overhead.js   # both sides on one CPU
+//
+// Unpinned, the Rust side's median swings with how its threads land on the
+// CPUs (on a busy 2-core machine 7–11 µs on memory://); pinned, both sides
+// pay a context switch per hop and the ratio is steady.
 //
 // POLYLOCK_BENCH_ITERATIONS sets the samples (default 2000; servers and
 // handoffs: /10).
