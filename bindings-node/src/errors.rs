@@ -7,7 +7,7 @@ use std::ptr;
 
 use napi::{sys, Env, Status};
 
-use crate::bridge;
+use crate::{bridge, napi_raw};
 
 /// The stable JavaScript code of a polylock error kind.
 pub(crate) fn code(kind: polylock::ErrorKind) -> &'static str {
@@ -50,7 +50,9 @@ pub(crate) fn make(env: sys::napi_env, code: &str, message: &str) -> sys::napi_v
         return value;
     }
     let mut out = ptr::null_mut();
-    if let (Some(code), Some(message)) = (bridge::string(env, code), bridge::string(env, message)) {
+    if let (Some(code), Some(message)) =
+        (napi_raw::string(env, code), napi_raw::string(env, message))
+    {
         unsafe { sys::napi_create_error(env, code, message, &mut out) };
     }
     out
@@ -58,7 +60,7 @@ pub(crate) fn make(env: sys::napi_env, code: &str, message: &str) -> sys::napi_v
 
 /// A napi failure inside the addon (a conversion) as a `BACKEND` error.
 pub(crate) fn from_napi(env: sys::napi_env, error: napi::Error) -> sys::napi_value {
-    bridge::clear_exception(env);
+    napi_raw::clear_exception(env);
     make(env, "BACKEND", &format!("polylock's Node addon: {error}"))
 }
 

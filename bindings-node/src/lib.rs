@@ -19,5 +19,6 @@ mod client;
 mod errors;
 mod lease;
 mod lock;
+mod napi_raw;
 mod registry;
 mod watch;

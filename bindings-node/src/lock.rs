@@ -10,9 +10,10 @@ use napi::{sys, Env};
 use napi_derive::napi;
 use polylock::{AcquireHooks, LeaseSlot, ListenerId, Wait};
 
-use crate::bridge::{self, JsCallback, Raw};
+use crate::bridge::{self, Raw};
 use crate::errors::{self, millis};
 use crate::lease::{lost_event, NativeLease};
+use crate::napi_raw::JsCallback;
 
 /// A lock handle.
 #[napi]
