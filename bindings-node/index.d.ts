@@ -73,13 +73,19 @@ export type LockOptions = {
 };
 export type AcquireOptions = {
     /**
-     * Longest wait in ms (default: as long as it takes).
+     * Longest wait in ms (default: as long as it takes; 0: no wait).
      */
     timeout?: number;
     /**
      * Aborting it ends the wait with an ABORTED error.
      */
     signal?: AbortSignal;
+    /**
+     * Called once (on the JS thread, before
+     * the Promise settles) when the wait parked because the lock was busy: for
+     * tests and tools that act exactly then.
+     */
+    onWaitStarted?: () => void;
 };
 export type LostEvent = {
     /**
@@ -150,8 +156,8 @@ export class Client {
      * @param {ClientOptions} [options]
      */
     constructor(url?: string, options?: ClientOptions);
-    /** @internal */
-    _ready: any;
+    /** @internal @type {Promise<any>} */
+    _ready: Promise<any>;
     /**
      * Waits until connected (rejects with the connection error).
      * @returns {Promise<this>}
@@ -189,7 +195,10 @@ export class Client {
      */
     registry(namespace: string): Registry;
 }
-/** A lock handle; holds at most one lease at a time. */
+/**
+ * A lock handle; holds at most one lease at a time (the core's LeaseSlot).
+ * A Lock acquires again once its lease was released or lost.
+ */
 export class Lock {
     /**
      * @param {Client} client
@@ -197,21 +206,21 @@ export class Lock {
      * @param {LockOptions} [options]
      */
     constructor(client: Client, name: string, options?: LockOptions);
-    /** @private */
+    /** @private @type {any} */
     private _native;
-    /** @private @type {Lease | null} */
-    private _lease;
-    /** @private @type {boolean} */
-    private _acquiring;
-    /** @private @type {Array<(event: LostEvent) => void>} */
-    private _callbacks;
+    /** @private @type {Promise<any>} */
+    private _ready;
+    /** @private */
+    private _lost;
     /** The lock's name. @type {string} */
     name: string;
     /**
      * Takes the lock, waiting at most `timeout` ms (default: as long as it
      * takes). Rejects with LOCK_TIMEOUT when the time runs out, ABORTED when
-     * `signal` aborts (the wait is cancelled; a lease granted meanwhile is
-     * released), USAGE when this Lock already holds or is acquiring a lease.
+     * `signal` aborts while the acquisition is pending (the wait is
+     * cancelled; a lease an attempt in flight brings back is released), USAGE
+     * when this Lock already holds or is acquiring a lease. An abort after the
+     * lock was granted does not undo the grant.
      * @param {AcquireOptions} [options]
      * @returns {Promise<Lease>}
      */
@@ -222,14 +231,9 @@ export class Lock {
      */
     tryAcquire(): Promise<Lease | null>;
     /**
-     * @private
-     * @param {number | null} timeout
-     * @param {AbortSignal | undefined} signal
-     * @returns {Promise<Lease | null>}
-     */
-    private _take;
-    /**
-     * Releases the lease this Lock holds (NOT_HELD without one).
+     * Releases the lease this Lock holds (NOT_HELD without one, LOCK_LOST if
+     * it was lost). After a transient failure (CONNECTION) the Lock still
+     * holds it: `await lock.release()` again.
      * @returns {Promise<void>}
      */
     release(): Promise<void>;
@@ -240,15 +244,33 @@ export class Lock {
     renew(): Promise<void>;
     /**
      * Calls `callback(event)` when a lease of this Lock (the current one or a
-     * later one) is lost, once per lease.
+     * later one) is lost, once per lease, while this Lock lives. Returns a
+     * function that removes the callback (as `offLost(callback)` does). The
+     * registration keeps nothing alive (not the process, not this Lock, not
+     * its client); an exception in the callback is an uncaught exception.
      * @param {(event: LostEvent) => void} callback
-     * @returns {void}
+     * @returns {() => void} removes the callback
      */
-    onLost(callback: (event: LostEvent) => void): void;
+    onLost(callback: (event: LostEvent) => void): () => void;
+    /**
+     * Removes every registration of `callback` made with `onLost`; true if
+     * there was one.
+     * @param {(event: LostEvent) => void} callback
+     * @returns {boolean}
+     */
+    offLost(callback: (event: LostEvent) => void): boolean;
+    /**
+     * @private
+     * @param {number} id
+     * @returns {boolean}
+     */
+    private _removeListener;
     /** The current lease's fencing token. @returns {bigint | null} */
     get fencingToken(): bigint;
     /** True while this Lock holds a proven lease. @returns {boolean} */
     get isHeld(): boolean;
+    /** True while an acquisition of this Lock is pending. @returns {boolean} */
+    get isAcquiring(): boolean;
     /** Ms the current lease is still proven held (0 without one). @returns {number} */
     get timeToExpiration(): number;
 }
@@ -279,8 +301,11 @@ export class Lock {
  */
 /**
  * @typedef {object} AcquireOptions
- * @property {number} [timeout] Longest wait in ms (default: as long as it takes).
+ * @property {number} [timeout] Longest wait in ms (default: as long as it takes; 0: no wait).
  * @property {AbortSignal} [signal] Aborting it ends the wait with an ABORTED error.
+ * @property {() => void} [onWaitStarted] Called once (on the JS thread, before
+ *   the Promise settles) when the wait parked because the lock was busy: for
+ *   tests and tools that act exactly then.
  */
 /**
  * @typedef {object} LostEvent
@@ -296,12 +321,15 @@ export class Lock {
  * @property {string} holder The holder the event is about.
  * @property {bigint | null | undefined} fencingToken Its fencing token, if any.
  */
-/** A held lease. `await using lease = await lock.acquire()` releases it. */
+/**
+ * A lease of a Lock (`await using lease = await lock.acquire()` releases
+ * it). A view: the Lock keeps the lease, so dropping this object releases
+ * nothing; `release()` and `renew()` act on this lease, never on a later one
+ * of the same Lock.
+ */
 export class Lease {
-    /** @param {any} inner */
-    constructor(inner: any);
-    /** @private */
-    private _inner;
+    /** @private @type {LostListeners | null} */
+    private _lost;
     /** The lock's name. @returns {string} */
     get name(): string;
     /** The backend's id of this lease (Consul session id, …). @returns {string} */
@@ -315,7 +343,9 @@ export class Lease {
     /** Ms the lease is still proven held (0 once it is not). @returns {number} */
     get timeToExpiration(): number;
     /**
-     * Releases the lease (NOT_HELD when released already, LOCK_LOST when lost).
+     * Releases the lease (NOT_HELD when released already, LOCK_LOST when
+     * lost). After a transient failure (CONNECTION) it is still held, and
+     * the release can be retried.
      * @returns {Promise<void>}
      */
     release(): Promise<void>;
@@ -325,12 +355,14 @@ export class Lease {
      */
     renew(): Promise<void>;
     /**
-     * Calls `callback(event)` once if the lease is lost. The callback never
-     * keeps the process alive; an exception in it is an uncaught exception.
+     * Calls `callback(event)` once if this lease is lost (at once if it is
+     * lost already), while this Lease object lives. Returns a function that
+     * removes the callback. The callback never keeps the process (or this
+     * object) alive; an exception in it is an uncaught exception.
      * @param {(event: LostEvent) => void} callback
-     * @returns {void}
+     * @returns {() => void} removes the callback
      */
-    onLost(callback: (event: LostEvent) => void): void;
+    onLost(callback: (event: LostEvent) => void): () => void;
     /**
      * Releases unless released or lost already.
      * @returns {Promise<void>}
@@ -444,7 +476,7 @@ export class RegistryEvents implements AsyncIterableIterator<RegistryEvent> {
  * Every polylock failure. `code` is stable: LOCK_TIMEOUT, LOCK_LOST,
  * NOT_HELD, LIMIT_MISMATCH, CONFLICT, CONNECTION, AUTH, INVALID_ARGUMENT,
  * BACKEND, USAGE, ABORTED (a wait ended by its AbortSignal; `name` is
- * "AbortError" then).
+ * "AbortError" then). The addon makes these itself, code included.
  */
 export class PolylockError extends Error {
     /**

@@ -1,33 +1,21 @@
 // polylock for Node.js: distributed locks and counting semaphores with
 // fencing tokens over Consul, MongoDB and memory://, from one Rust core.
 //
-// Every backend call returns a Promise and runs on polylock's own threads;
-// nothing blocks the event loop. index.d.ts is generated from the JSDoc
-// here (npm run types) and checked in CI.
+// Every backend call returns a Promise made by the addon and settled from
+// polylock's own threads; nothing blocks the event loop. A Lock is the
+// core's LeaseSlot (one lease at a time); this file adds argument checks,
+// AbortSignal, Symbol.asyncDispose, async iteration and the lost-listener
+// bookkeeping. index.d.ts is generated from the JSDoc here (npm run types)
+// and checked in CI.
 "use strict";
 
 const native = require("./polylock.node");
-
-/** Stable error codes by the core's error kind. */
-const CODES = {
-  timeout: "LOCK_TIMEOUT",
-  lost: "LOCK_LOST",
-  not_held: "NOT_HELD",
-  limit_mismatch: "LIMIT_MISMATCH",
-  conflict: "CONFLICT",
-  connection: "CONNECTION",
-  auth: "AUTH",
-  invalid_argument: "INVALID_ARGUMENT",
-  backend: "BACKEND",
-  usage: "USAGE",
-  aborted: "ABORTED",
-};
 
 /**
  * Every polylock failure. `code` is stable: LOCK_TIMEOUT, LOCK_LOST,
  * NOT_HELD, LIMIT_MISMATCH, CONFLICT, CONNECTION, AUTH, INVALID_ARGUMENT,
  * BACKEND, USAGE, ABORTED (a wait ended by its AbortSignal; `name` is
- * "AbortError" then).
+ * "AbortError" then). The addon makes these itself, code included.
  */
 class PolylockError extends Error {
   /**
@@ -43,37 +31,115 @@ class PolylockError extends Error {
 }
 
 /**
- * Rethrows a native error as a PolylockError.
- * @param {unknown} error
- * @returns {never}
+ * @param {string} message
+ * @returns {PolylockError}
  */
-function rethrow(error) {
-  if (error instanceof Error && !(error instanceof PolylockError)) {
-    const match = /^([a-z_]+): ([\s\S]*)$/.exec(error.message);
-    if (match && CODES[match[1]]) throw new PolylockError(CODES[match[1]], match[2]);
-    if (/Failed to convert|is not a|Expect type/i.test(error.message)) {
-      throw new PolylockError("INVALID_ARGUMENT", error.message);
-    }
-  }
-  throw error;
+function invalid(message) {
+  return new PolylockError("INVALID_ARGUMENT", message);
+}
+
+/** @returns {PolylockError} */
+function aborted() {
+  return new PolylockError("ABORTED", "the wait was aborted by its AbortSignal");
 }
 
 /**
- * Calls `f`, mapping native errors (sync or async) to PolylockError.
- * @template T
- * @param {() => T} f
- * @returns {T}
+ * The problem with an argument of the wrong type, or null.
+ * @param {Record<string, unknown> | undefined} options
+ * @param {Record<string, "string" | "number" | "integer">} types
+ * @param {string} what
+ * @returns {PolylockError | null}
  */
-function mapped(f) {
-  try {
-    const result = f();
-    if (result && typeof (/** @type {any} */ (result)).then === "function") {
-      return /** @type {any} */ (result).then(undefined, rethrow);
-    }
-    return result;
-  } catch (error) {
-    return rethrow(error);
+function optionsProblem(options, types, what) {
+  if (options === undefined || options === null) return null;
+  if (typeof options !== "object") return invalid(`${what} must be an object, not ${typeof options}`);
+  for (const [key, type] of Object.entries(types)) {
+    const value = options[key];
+    if (value === undefined || value === null) continue;
+    const ok =
+      type === "integer"
+        ? Number.isInteger(value) && /** @type {number} */ (value) >= 0 && /** @type {number} */ (value) <= 0xffffffff
+        : typeof value === type;
+    if (!ok) return invalid(`${what}.${key} must be ${type === "integer" ? "a non-negative integer" : `a ${type}`}, not ${String(value)}`);
   }
+  return null;
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} what
+ * @returns {PolylockError | null}
+ */
+function stringProblem(value, what) {
+  return typeof value === "string" ? null : invalid(`${what} must be a string, not ${typeof value}`);
+}
+
+/**
+ * Lost listeners by id: the addon's listeners hold no JavaScript value, only
+ * this id, so a registration never keeps its Lock (or Lease), its callback
+ * or its client alive. The owner holds its callbacks; this map holds the
+ * owner weakly. Shared by every copy of this module in the process (the
+ * addon calls the dispatcher of the copy loaded last).
+ * @type {{ owners: Map<number, WeakRef<LostListeners>>, gone: FinalizationRegistry<number>, next: number }}
+ */
+const lost = /** @type {any} */ (globalThis)[Symbol.for("polylock.lostListeners")] ??= (() => {
+  /** @type {Map<number, WeakRef<LostListeners>>} */
+  const owners = new Map();
+  return { owners, gone: new FinalizationRegistry((/** @type {number} */ id) => owners.delete(id)), next: 1 };
+})();
+
+/**
+ * The lost callbacks of one Lock (every lease) or one Lease (once).
+ * @private
+ */
+class LostListeners {
+  /** @param {boolean} once */
+  constructor(once) {
+    /** @type {Map<number, { callback: (event: LostEvent) => void, token: object }>} */
+    this.entries = new Map();
+    this.once = once;
+  }
+
+  /**
+   * @param {(event: LostEvent) => void} callback
+   * @returns {number} the listener's id
+   */
+  add(callback) {
+    const id = lost.next;
+    lost.next = id >= 0xffffffff ? 1 : id + 1;
+    const token = {};
+    this.entries.set(id, { callback, token });
+    lost.owners.set(id, new WeakRef(this));
+    lost.gone.register(this, id, token);
+    return id;
+  }
+
+  /**
+   * @param {number} id
+   * @returns {boolean} whether it was registered
+   */
+  remove(id) {
+    const entry = this.entries.get(id);
+    if (!entry) return false;
+    this.entries.delete(id);
+    lost.owners.delete(id);
+    lost.gone.unregister(entry.token);
+    return true;
+  }
+}
+
+/**
+ * Called by the addon on the JS thread when a lease is lost: the listener
+ * `id`'s callback, if its owner and the registration still live.
+ * @param {number} id
+ * @param {LostEvent} event
+ */
+function dispatchLost(id, event) {
+  const owner = lost.owners.get(id)?.deref();
+  const entry = owner?.entries.get(id);
+  if (!owner || !entry) return;
+  if (owner.once) owner.remove(id);
+  entry.callback(event);
 }
 
 /**
@@ -106,8 +172,11 @@ function mapped(f) {
 
 /**
  * @typedef {object} AcquireOptions
- * @property {number} [timeout] Longest wait in ms (default: as long as it takes).
+ * @property {number} [timeout] Longest wait in ms (default: as long as it takes; 0: no wait).
  * @property {AbortSignal} [signal] Aborting it ends the wait with an ABORTED error.
+ * @property {() => void} [onWaitStarted] Called once (on the JS thread, before
+ *   the Promise settles) when the wait parked because the lock was busy: for
+ *   tests and tools that act exactly then.
  */
 
 /**
@@ -126,50 +195,57 @@ function mapped(f) {
  * @property {bigint | null | undefined} fencingToken Its fencing token, if any.
  */
 
-/** A held lease. `await using lease = await lock.acquire()` releases it. */
+/**
+ * A lease of a Lock (`await using lease = await lock.acquire()` releases
+ * it). A view: the Lock keeps the lease, so dropping this object releases
+ * nothing; `release()` and `renew()` act on this lease, never on a later one
+ * of the same Lock.
+ */
 class Lease {
-  /** @param {any} inner */
-  constructor(inner) {
-    /** @private */
-    this._inner = inner;
+  /** Made (and wrapped) by the addon when a Lock acquires; not for user code. */
+  constructor() {
+    /** @private @type {LostListeners | null} */
+    this._lost = null;
   }
 
   /** The lock's name. @returns {string} */
   get name() {
-    return this._inner.name;
+    return native.leaseName(this);
   }
 
   /** The backend's id of this lease (Consul session id, …). @returns {string} */
   get holder() {
-    return this._inner.holder;
+    return native.leaseHolder(this);
   }
 
   /** Strictly increasing per name; null where the backend has none. @returns {bigint | null} */
   get fencingToken() {
-    return this._inner.fencingToken ?? null;
+    return native.leaseFencingToken(this) ?? null;
   }
 
   /** The granted TTL in ms. @returns {number} */
   get ttl() {
-    return this._inner.ttl;
+    return native.leaseTtl(this);
   }
 
   /** True while the lease is held and proven. @returns {boolean} */
   get isHeld() {
-    return this._inner.isHeld;
+    return native.leaseIsHeld(this);
   }
 
   /** Ms the lease is still proven held (0 once it is not). @returns {number} */
   get timeToExpiration() {
-    return this._inner.timeToExpiration;
+    return native.leaseTimeToExpiration(this);
   }
 
   /**
-   * Releases the lease (NOT_HELD when released already, LOCK_LOST when lost).
+   * Releases the lease (NOT_HELD when released already, LOCK_LOST when
+   * lost). After a transient failure (CONNECTION) it is still held, and
+   * the release can be retried.
    * @returns {Promise<void>}
    */
   release() {
-    return mapped(() => this._inner.release());
+    return native.leaseRelease(this);
   }
 
   /**
@@ -177,17 +253,26 @@ class Lease {
    * @returns {Promise<void>}
    */
   renew() {
-    return mapped(() => this._inner.renew());
+    return native.leaseRenew(this);
   }
 
   /**
-   * Calls `callback(event)` once if the lease is lost. The callback never
-   * keeps the process alive; an exception in it is an uncaught exception.
+   * Calls `callback(event)` once if this lease is lost (at once if it is
+   * lost already), while this Lease object lives. Returns a function that
+   * removes the callback. The callback never keeps the process (or this
+   * object) alive; an exception in it is an uncaught exception.
    * @param {(event: LostEvent) => void} callback
-   * @returns {void}
+   * @returns {() => void} removes the callback
    */
   onLost(callback) {
-    mapped(() => this._inner.onLost(callback));
+    if (typeof callback !== "function") throw invalid("onLost needs a function");
+    this._lost ??= new LostListeners(true);
+    const listeners = this._lost;
+    const id = listeners.add(callback);
+    native.leaseOnLost(this, id);
+    return () => {
+      listeners.remove(id);
+    };
   }
 
   /**
@@ -195,7 +280,7 @@ class Lease {
    * @returns {Promise<void>}
    */
   async [Symbol.asyncDispose]() {
-    if (this._inner.isHeld) {
+    if (this.isHeld) {
       try {
         await this.release();
       } catch (error) {
@@ -205,7 +290,12 @@ class Lease {
   }
 }
 
-/** A lock handle; holds at most one lease at a time. */
+native.init(PolylockError, Lease, dispatchLost);
+
+/**
+ * A lock handle; holds at most one lease at a time (the core's LeaseSlot).
+ * A Lock acquires again once its lease was released or lost.
+ */
 class Lock {
   /**
    * @param {Client} client
@@ -213,15 +303,17 @@ class Lock {
    * @param {LockOptions} [options]
    */
   constructor(client, name, options) {
+    /** @private @type {any} */
+    this._native = null;
+    const problem =
+      stringProblem(name, "a lock name") ?? optionsProblem(options, { ttl: "number", limit: "integer", value: "string" }, "lock options");
+    /** @private @type {Promise<any>} */
+    this._ready = problem
+      ? Promise.reject(problem)
+      : client._ready.then((inner) => (this._native = inner.lock(name, options ?? {})));
+    this._ready.catch(() => {});
     /** @private */
-    this._native = client._ready.then((inner) => mapped(() => inner.lock(name, options ?? {})));
-    this._native.catch(() => {});
-    /** @private @type {Lease | null} */
-    this._lease = null;
-    /** @private @type {boolean} */
-    this._acquiring = false;
-    /** @private @type {Array<(event: LostEvent) => void>} */
-    this._callbacks = [];
+    this._lost = new LostListeners(false);
     /** The lock's name. @type {string} */
     this.name = name;
   }
@@ -229,17 +321,35 @@ class Lock {
   /**
    * Takes the lock, waiting at most `timeout` ms (default: as long as it
    * takes). Rejects with LOCK_TIMEOUT when the time runs out, ABORTED when
-   * `signal` aborts (the wait is cancelled; a lease granted meanwhile is
-   * released), USAGE when this Lock already holds or is acquiring a lease.
+   * `signal` aborts while the acquisition is pending (the wait is
+   * cancelled; a lease an attempt in flight brings back is released), USAGE
+   * when this Lock already holds or is acquiring a lease. An abort after the
+   * lock was granted does not undo the grant.
    * @param {AcquireOptions} [options]
    * @returns {Promise<Lease>}
    */
   async acquire(options = {}) {
-    const { timeout, signal } = options;
-    if (timeout !== undefined && (typeof timeout !== "number" || !(timeout > 0))) {
-      if (timeout !== 0) throw new PolylockError("INVALID_ARGUMENT", `timeout must be a positive number of ms, not ${timeout}`);
+    const { timeout, signal, onWaitStarted } = options;
+    if (timeout !== undefined && !(typeof timeout === "number" && timeout >= 0)) {
+      throw invalid(`timeout must be a non-negative number of ms, not ${String(timeout)}`);
     }
-    const lease = await this._take(timeout === undefined ? null : timeout, signal);
+    if (onWaitStarted !== undefined && typeof onWaitStarted !== "function") throw invalid("onWaitStarted must be a function");
+    if (signal?.aborted) throw aborted();
+    const inner = this._native ?? (await this._ready);
+    if (signal?.aborted) throw aborted();
+    const pending = inner.acquire(timeout ?? null, onWaitStarted ?? null);
+    let lease;
+    if (signal) {
+      const onAbort = () => inner.cancel();
+      signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        lease = await pending;
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+      }
+    } else {
+      lease = await pending;
+    }
     if (lease === null) throw new PolylockError("LOCK_TIMEOUT", `lock "${this.name}" was busy`);
     return lease;
   }
@@ -249,85 +359,100 @@ class Lock {
    * @returns {Promise<Lease | null>}
    */
   tryAcquire() {
-    return this._take(0, undefined);
+    const inner = this._native;
+    return inner ? inner.acquire(0, null) : this._ready.then((ready) => ready.acquire(0, null));
   }
 
   /**
-   * @private
-   * @param {number | null} timeout
-   * @param {AbortSignal | undefined} signal
-   * @returns {Promise<Lease | null>}
-   */
-  async _take(timeout, signal) {
-    if (this._acquiring || (this._lease && this._lease.isHeld)) {
-      throw new PolylockError(
-        "USAGE",
-        `this Lock for "${this.name}" already holds or is acquiring a lease; release it, or make another Lock`,
-      );
-    }
-    if (signal?.aborted) throw new PolylockError("ABORTED", "the wait was aborted by its AbortSignal");
-    this._acquiring = true;
-    const token = new native.CancelToken();
-    const onAbort = () => token.cancel();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      const lock = await this._native;
-      const inner = await mapped(() => lock.acquire(timeout, token));
-      if (!inner) return null;
-      const lease = new Lease(inner);
-      for (const callback of this._callbacks) lease.onLost(callback);
-      this._lease = lease;
-      return lease;
-    } finally {
-      this._acquiring = false;
-      signal?.removeEventListener("abort", onAbort);
-    }
-  }
-
-  /**
-   * Releases the lease this Lock holds (NOT_HELD without one).
+   * Releases the lease this Lock holds (NOT_HELD without one, LOCK_LOST if
+   * it was lost). After a transient failure (CONNECTION) the Lock still
+   * holds it: `await lock.release()` again.
    * @returns {Promise<void>}
    */
-  async release() {
-    const lease = this._lease;
-    if (!lease) throw new PolylockError("NOT_HELD", `this Lock for "${this.name}" holds no lease`);
-    this._lease = null;
-    await lease.release();
+  release() {
+    const inner = this._native;
+    return inner ? inner.release() : this._ready.then((ready) => ready.release());
   }
 
   /**
    * Renews the held lease now.
    * @returns {Promise<void>}
    */
-  async renew() {
-    if (!this._lease) throw new PolylockError("NOT_HELD", `this Lock for "${this.name}" holds no lease`);
-    await this._lease.renew();
+  renew() {
+    const inner = this._native;
+    return inner ? inner.renew() : this._ready.then((ready) => ready.renew());
   }
 
   /**
    * Calls `callback(event)` when a lease of this Lock (the current one or a
-   * later one) is lost, once per lease.
+   * later one) is lost, once per lease, while this Lock lives. Returns a
+   * function that removes the callback (as `offLost(callback)` does). The
+   * registration keeps nothing alive (not the process, not this Lock, not
+   * its client); an exception in the callback is an uncaught exception.
    * @param {(event: LostEvent) => void} callback
-   * @returns {void}
+   * @returns {() => void} removes the callback
    */
   onLost(callback) {
-    this._callbacks.push(callback);
-    this._lease?.onLost(callback);
+    if (typeof callback !== "function") throw invalid("onLost needs a function");
+    const id = this._lost.add(callback);
+    const inner = this._native;
+    if (inner) inner.onLost(id);
+    else {
+      this._ready.then(
+        (ready) => {
+          if (this._lost.entries.has(id)) ready.onLost(id);
+        },
+        () => {},
+      );
+    }
+    return () => {
+      this._removeListener(id);
+    };
+  }
+
+  /**
+   * Removes every registration of `callback` made with `onLost`; true if
+   * there was one.
+   * @param {(event: LostEvent) => void} callback
+   * @returns {boolean}
+   */
+  offLost(callback) {
+    let removed = false;
+    for (const [id, entry] of [...this._lost.entries]) {
+      if (entry.callback === callback) removed = this._removeListener(id) || removed;
+    }
+    return removed;
+  }
+
+  /**
+   * @private
+   * @param {number} id
+   * @returns {boolean}
+   */
+  _removeListener(id) {
+    if (!this._lost.remove(id)) return false;
+    this._native?.offLost(id);
+    return true;
   }
 
   /** The current lease's fencing token. @returns {bigint | null} */
   get fencingToken() {
-    return this._lease?.fencingToken ?? null;
+    return this._native?.fencingToken ?? null;
   }
 
   /** True while this Lock holds a proven lease. @returns {boolean} */
   get isHeld() {
-    return this._lease?.isHeld ?? false;
+    return this._native?.isHeld ?? false;
+  }
+
+  /** True while an acquisition of this Lock is pending. @returns {boolean} */
+  get isAcquiring() {
+    return this._native?.isAcquiring ?? false;
   }
 
   /** Ms the current lease is still proven held (0 without one). @returns {number} */
   get timeToExpiration() {
-    return this._lease?.timeToExpiration ?? 0;
+    return this._native?.timeToExpiration ?? 0;
   }
 }
 
@@ -346,7 +471,7 @@ class LockEvents {
   /** @returns {Promise<IteratorResult<LockEvent, undefined>>} */
   async next() {
     const events = await this._inner;
-    const event = await mapped(() => events.next());
+    const event = await events.next();
     return event ? { value: event, done: false } : { value: undefined, done: true };
   }
 
@@ -358,7 +483,7 @@ class LockEvents {
    */
   async ready() {
     const events = await this._inner;
-    await mapped(() => events.ready());
+    await events.ready();
   }
 
   /** Ends the subscription. @returns {Promise<IteratorResult<LockEvent, undefined>>} */
@@ -459,8 +584,10 @@ class Registry {
    * @returns {Promise<void>}
    */
   async register(name, value) {
+    const problem = stringProblem(name, "a name") ?? stringProblem(value, "a value");
+    if (problem) throw problem;
     const inner = await this._inner;
-    return mapped(() => inner.register(name, value));
+    return inner.register(name, value);
   }
 
   /**
@@ -469,8 +596,10 @@ class Registry {
    * @returns {Promise<string | null>}
    */
   async whereis(name) {
+    const problem = stringProblem(name, "a name");
+    if (problem) throw problem;
     const inner = await this._inner;
-    return mapped(() => inner.whereis(name));
+    return inner.whereis(name);
   }
 
   /**
@@ -479,8 +608,10 @@ class Registry {
    * @returns {Promise<void>}
    */
   async unregister(name) {
+    const problem = stringProblem(name, "a name");
+    if (problem) throw problem;
     const inner = await this._inner;
-    return mapped(() => inner.unregister(name));
+    return inner.unregister(name);
   }
 
   /**
@@ -489,7 +620,7 @@ class Registry {
    */
   async list() {
     const inner = await this._inner;
-    return mapped(() => inner.list());
+    return inner.list();
   }
 
   /**
@@ -498,7 +629,7 @@ class Registry {
    * @returns {RegistryEvents}
    */
   events() {
-    const events = new LockEvents(this._inner.then((inner) => mapped(() => inner.events())));
+    const events = new LockEvents(this._inner.then((inner) => inner.events()));
     return new RegistryEvents(events, this.namespace);
   }
 }
@@ -512,8 +643,11 @@ class Client {
    * @param {ClientOptions} [options]
    */
   constructor(url = "memory://", options = {}) {
-    /** @internal */
-    this._ready = mapped(() => native.connect(url, options));
+    const problem =
+      stringProblem(url, "a URL") ??
+      optionsProblem(options, { token: "string", defaultTtl: "number", defaultValue: "string" }, "client options");
+    /** @internal @type {Promise<any>} */
+    this._ready = problem ? Promise.reject(problem) : native.connect(url, options ?? {});
     this._ready.catch(() => {});
   }
 
@@ -560,7 +694,8 @@ class Client {
    * @returns {LockEvents}
    */
   watch(name) {
-    return new LockEvents(this._ready.then((inner) => mapped(() => inner.watch(name))));
+    const problem = stringProblem(name, "a lock name");
+    return new LockEvents(problem ? Promise.reject(problem) : this._ready.then((inner) => inner.watch(name)));
   }
 
   /**
@@ -569,10 +704,8 @@ class Client {
    * @returns {Registry}
    */
   registry(namespace) {
-    return new Registry(
-      this._ready.then((inner) => mapped(() => inner.registry(namespace))),
-      namespace,
-    );
+    const problem = stringProblem(namespace, "a namespace");
+    return new Registry(problem ? Promise.reject(problem) : this._ready.then((inner) => inner.registry(namespace)), namespace);
   }
 }
 

@@ -1,12 +1,20 @@
-// Node vs native Rust: median tryAcquire + release on memory:// (the Rust
-// side is core/benches/try_acquire_release.rs through the blocking API; the
-// two run alternately in chunks), and handoff latency on MongoDB (holder's
-// release starts → a parked waiter holds) next to mongo-dlock's default
-// 5 s poll period.
+// Node vs native Rust: median tryAcquire + release on memory:// and on
+// every backend whose test URL is set (the Rust side is
+// core/benches/try_acquire_release.rs through the blocking API; the two run
+// alternately in chunks), and handoff latency on MongoDB (holder's release
+// starts → a parked waiter holds) next to mongo-dlock's default 5 s poll
+// period.
 //
+//   node bindings-node/scripts/build.js    # the release addon
 //   tests/with-servers.sh node bindings-node/bench/overhead.js
+//   taskset -c 0 node bindings-node/bench/overhead.js   # both sides on one CPU
 //
-// POLYLOCK_BENCH_ITERATIONS sets the samples (default 2000; handoffs: /10).
+// Unpinned, the Rust side's median swings with how its threads land on the
+// CPUs (on a busy 2-core machine 7–11 µs on memory://); pinned, both sides
+// pay a context switch per hop and the ratio is steady.
+//
+// POLYLOCK_BENCH_ITERATIONS sets the samples (default 2000; servers and
+// handoffs: /10).
 "use strict";
 const { execFileSync } = require("node:child_process");
 const path = require("node:path");
@@ -22,8 +30,12 @@ const median = (xs) => {
   return sorted[Math.floor(sorted.length / 2)];
 };
 
+/** One Lock per URL, so chunks reuse its client (as the Rust side does per run). */
+const locks = new Map();
+
 async function nodeSamples(url, count) {
-  const lock = new Client(url).lock(`bench/node-try-${process.pid}`);
+  if (!locks.has(url)) locks.set(url, new Client(url).lock(`bench/node-try-${process.pid}`));
+  const lock = locks.get(url);
   const samples = [];
   for (let i = 0; i < WARMUP + count; i++) {
     const started = process.hrtime.bigint();
@@ -51,8 +63,10 @@ async function handoffs(url, count) {
   const samples = [];
   for (let i = 0; i < count + 2; i++) {
     await holder.acquire({ timeout: 60000 });
-    const waiting = waiter.acquire({ timeout: 60000 });
-    await new Promise((resolve) => setTimeout(resolve, 200)); // let it park
+    let parked;
+    const waitStarted = new Promise((resolve) => (parked = resolve));
+    const waiting = waiter.acquire({ timeout: 60000, onWaitStarted: () => parked() });
+    await waitStarted;
     const started = process.hrtime.bigint();
     await holder.release();
     await waiting;
@@ -62,17 +76,30 @@ async function handoffs(url, count) {
   return samples;
 }
 
-(async () => {
-  const perChunk = Math.max(1, Math.floor(ITERATIONS / CHUNKS));
+/** Node and Rust samples of `url`, alternating in chunks; prints the medians. */
+async function compare(url, iterations) {
+  const perChunk = Math.max(1, Math.floor(iterations / CHUNKS));
   const ours = [];
   const native = [];
   for (let i = 0; i < CHUNKS; i++) {
-    native.push(...rustSamples("memory://", perChunk));
-    ours.push(...(await nodeSamples("memory://", perChunk)));
+    native.push(...rustSamples(url, perChunk));
+    ours.push(...(await nodeSamples(url, perChunk)));
   }
   const [n, r] = [median(ours), median(native)];
-  console.log(`memory:// tryAcquire + release, ${perChunk * CHUNKS} samples per side in ${CHUNKS} alternating chunks`);
+  console.log(`${url} tryAcquire + release, ${perChunk * CHUNKS} samples per side in ${CHUNKS} alternating chunks`);
   console.log(`  Node ${n.toFixed(1)} µs   native Rust (blocking API) ${r.toFixed(1)} µs   ratio ${(n / r).toFixed(2)}`);
+}
+
+(async () => {
+  await compare("memory://", ITERATIONS);
+  for (const variable of [
+    "POLYLOCK_TEST_CONSUL_URL",
+    "POLYLOCK_TEST_LDLM_URL",
+    "POLYLOCK_TEST_FERRETDB_URL",
+    "POLYLOCK_TEST_MONGODB_URL",
+  ]) {
+    if (process.env[variable]) await compare(process.env[variable], Math.max(CHUNKS, Math.floor(ITERATIONS / 10)));
+  }
   const mongo = process.env.POLYLOCK_TEST_FERRETDB_URL || process.env.POLYLOCK_TEST_MONGODB_URL;
   if (mongo) {
     const count = Math.max(5, Math.floor(ITERATIONS / 10));

@@ -1,9 +1,13 @@
-//! `NativeClient`: a backend connection.
+//! `connect` and `NativeClient`: a backend connection, and the handles it
+//! makes (locks, watches, registries).
 
+use napi::bindgen_prelude::ToNapiValue;
+use napi::{sys, Env};
 use napi_derive::napi;
 use polylock::{ClientOptions, LockOptions, Secret};
 
-use crate::errors::{millis, IntoJs};
+use crate::bridge::{self, IntoJs, Raw};
+use crate::errors::{millis, OrThrow};
 use crate::lock::NativeLock;
 use crate::registry::NativeRegistry;
 use crate::watch::NativeEvents;
@@ -79,9 +83,16 @@ pub struct NativeClient {
     inner: polylock::Client,
 }
 
-/// Connects to the backend named by `url`.
-#[napi]
-pub async fn connect(url: String, options: Option<ClientOptionsJs>) -> napi::Result<NativeClient> {
+impl IntoJs for NativeClient {
+    fn into_js(self, env: sys::napi_env) -> napi::Result<sys::napi_value> {
+        unsafe { ToNapiValue::to_napi_value(env, self) }
+    }
+}
+
+fn client_options(
+    url: String,
+    options: Option<ClientOptionsJs>,
+) -> polylock::Result<ClientOptions> {
     let mut resolved = ClientOptions::new(url);
     if let Some(options) = options {
         if let Some(token) = options.token {
@@ -94,41 +105,68 @@ pub async fn connect(url: String, options: Option<ClientOptionsJs>) -> napi::Res
             resolved.default_value = value;
         }
     }
-    let inner = polylock::Client::from_options(resolved).await.js()?;
-    Ok(NativeClient { inner })
+    Ok(resolved)
+}
+
+/// Connects to the backend named by `url`: a Promise of the client.
+#[napi]
+pub fn connect(env: Env, url: String, options: Option<ClientOptionsJs>) -> napi::Result<Raw> {
+    let (deferred, promise) = bridge::promise(&env)?;
+    match client_options(url, options) {
+        Ok(resolved) => {
+            polylock::spawn(async move {
+                let client = polylock::Client::from_options(resolved).await;
+                deferred.settle_result(client.map(|inner| NativeClient { inner }));
+            });
+        }
+        Err(error) => deferred.reject_now(&env, &error),
+    }
+    Ok(promise)
+}
+
+fn lock_options(options: Option<LockOptionsJs>) -> polylock::Result<LockOptions> {
+    let mut resolved = LockOptions::mutex();
+    if let Some(options) = options {
+        if let Some(limit) = options.limit {
+            resolved = LockOptions::semaphore(limit);
+        }
+        if let Some(ttl) = options.ttl {
+            resolved = resolved.ttl(millis("ttl", ttl)?);
+        }
+        if let Some(value) = options.value {
+            resolved = resolved.value(value);
+        }
+    }
+    Ok(resolved)
 }
 
 #[napi]
 impl NativeClient {
     /// A handle for the lock `name` (contacts nobody yet).
     #[napi]
-    pub fn lock(&self, name: String, options: Option<LockOptionsJs>) -> napi::Result<NativeLock> {
-        let mut resolved = LockOptions::mutex();
-        if let Some(options) = options {
-            if let Some(limit) = options.limit {
-                resolved = LockOptions::semaphore(limit);
-            }
-            if let Some(ttl) = options.ttl {
-                resolved = resolved.ttl(millis("ttl", ttl)?);
-            }
-            if let Some(value) = options.value {
-                resolved = resolved.value(value);
-            }
-        }
-        Ok(NativeLock::new(self.inner.lock(&name, resolved).js()?))
+    pub fn lock(
+        &self,
+        env: Env,
+        name: String,
+        options: Option<LockOptionsJs>,
+    ) -> napi::Result<NativeLock> {
+        let lock = lock_options(options).and_then(|options| self.inner.lock(&name, options));
+        Ok(NativeLock::new(lock.or_throw(&env)?))
     }
 
     /// The distributed lock/unlock events of `name` (where the backend
     /// supports them).
     #[napi]
-    pub fn watch(&self, name: String) -> napi::Result<NativeEvents> {
-        Ok(NativeEvents::new(self.inner.watch(&name).js()?))
+    pub fn watch(&self, env: Env, name: String) -> napi::Result<NativeEvents> {
+        Ok(NativeEvents::new(self.inner.watch(&name).or_throw(&env)?))
     }
 
     /// The name registry `namespace`.
     #[napi]
-    pub fn registry(&self, namespace: String) -> napi::Result<NativeRegistry> {
-        Ok(NativeRegistry::new(self.inner.registry(&namespace).js()?))
+    pub fn registry(&self, env: Env, namespace: String) -> napi::Result<NativeRegistry> {
+        Ok(NativeRegistry::new(
+            self.inner.registry(&namespace).or_throw(&env)?,
+        ))
     }
 
     /// The backend's URL scheme.

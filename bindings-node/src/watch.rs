@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::BigInt;
+use napi::bindgen_prelude::{BigInt, ToNapiValue};
+use napi::{sys, Env};
 use napi_derive::napi;
 use tokio::sync::{watch, Mutex};
+
+use crate::bridge::{self, IntoJs, Raw};
 
 /// One lock event.
 #[napi(object)]
@@ -19,7 +22,8 @@ pub struct LockEventJs {
     pub fencing_token: Option<BigInt>,
 }
 
-/// A subscription to a name's lock events.
+/// A subscription to a name's lock events. Collected, it closes (a pending
+/// `next()` resolves to null).
 #[napi]
 pub struct NativeEvents {
     inner: Arc<Mutex<polylock::LockEvents>>,
@@ -35,34 +39,61 @@ impl NativeEvents {
     }
 }
 
-#[napi]
-impl NativeEvents {
-    /// The next event; null once closed.
-    #[napi]
-    pub async fn next(&self) -> napi::Result<Option<LockEventJs>> {
-        let mut closed = self.closed.subscribe();
-        if *closed.borrow() {
-            return Ok(None);
-        }
-        let mut stream = self.inner.lock().await;
-        let event = tokio::select! {
-            event = stream.next() => event,
-            _ = closed.wait_for(|closed| *closed) => None,
-        };
-        Ok(event.map(|event| LockEventJs {
+impl Drop for NativeEvents {
+    fn drop(&mut self) {
+        self.closed.send_replace(true);
+    }
+}
+
+/// An event, or none once closed.
+struct Next(Option<polylock::LockEvent>);
+
+impl IntoJs for Next {
+    fn into_js(self, env: sys::napi_env) -> napi::Result<sys::napi_value> {
+        let event = self.0.map(|event| LockEventJs {
             kind: format!("{:?}", event.kind).to_lowercase(),
             name: event.name.clone(),
             holder: event.holder.clone(),
             fencing_token: event.fencing_token.map(BigInt::from),
-        }))
+        });
+        unsafe { ToNapiValue::to_napi_value(env, event) }
+    }
+}
+
+#[napi]
+impl NativeEvents {
+    /// A Promise of the next event; null once closed.
+    #[napi]
+    pub fn next(&self, env: Env) -> napi::Result<Raw> {
+        let (deferred, promise) = bridge::promise(&env)?;
+        let mut closed = self.closed.subscribe();
+        let inner = self.inner.clone();
+        polylock::spawn(async move {
+            let event = if *closed.borrow() {
+                None
+            } else {
+                let mut stream = inner.lock().await;
+                tokio::select! {
+                    event = stream.next() => event,
+                    _ = closed.wait_for(|closed| *closed) => None,
+                }
+            };
+            deferred.settle_result(Ok(Next(event)));
+        });
+        Ok(promise)
     }
 
-    /// Resolves once the stream sees every change (on Consul, after its
-    /// blocking query's first read).
+    /// A Promise that resolves once the stream sees every change (on
+    /// Consul, after its blocking query's first read).
     #[napi]
-    pub async fn ready(&self) -> napi::Result<()> {
-        self.inner.lock().await.ready().await;
-        Ok(())
+    pub fn ready(&self, env: Env) -> napi::Result<Raw> {
+        let (deferred, promise) = bridge::promise(&env)?;
+        let inner = self.inner.clone();
+        polylock::spawn(async move {
+            inner.lock().await.ready().await;
+            deferred.settle_result(Ok(()));
+        });
+        Ok(promise)
     }
 
     /// Ends the subscription; a pending `next()` resolves to null.

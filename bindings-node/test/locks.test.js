@@ -2,7 +2,7 @@
 // The shared behaviours on every backend.
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
-const { Client, PolylockError } = require("..");
+const { Client, Lease, PolylockError } = require("..");
 const { backends, unique, needsUrl: needs } = require("./helpers");
 
 for (const [label, url, options, caps] of backends()) {
@@ -95,8 +95,7 @@ for (const [label, url, options, caps] of backends()) {
     await holder.acquire();
     const waiter = new Client(url).lock(name);
     const controller = new AbortController();
-    const waiting = waiter.acquire({ signal: controller.signal });
-    setImmediate(() => controller.abort());
+    const waiting = waiter.acquire({ signal: controller.signal, onWaitStarted: () => controller.abort() });
     await assert.rejects(waiting, (error) => error instanceof PolylockError && error.code === "ABORTED" && error.name === "AbortError");
     await assert.rejects(waiter.acquire({ signal: controller.signal }), { code: "ABORTED" });
     await holder.release();
@@ -124,11 +123,15 @@ for (const [label, url, options, caps] of backends()) {
     const holder = new Client(url).lock(name);
     await holder.acquire();
     const waiter = new Client(url).lock(name);
-    const waiting = waiter.acquire({ timeout: 60000 });
+    let parked;
+    const waitStarted = new Promise((resolve) => (parked = resolve));
+    const waiting = waiter.acquire({ timeout: 60000, onWaitStarted: () => parked() });
     // This code runs while the waiter waits, and frees the lock for it.
-    await new Promise((resolve) => setImmediate(resolve));
+    await waitStarted;
+    assert.equal(waiter.isAcquiring, true);
     await holder.release();
     const lease = await waiting;
+    assert.equal(waiter.isAcquiring, false);
     assert.equal(lease.isHeld, true);
     await waiter.release();
   });
@@ -145,4 +148,12 @@ test("bad input gets typed errors", async () => {
   await assert.rejects(client.lock("ok").acquire({ timeout: -1 }), { code: "INVALID_ARGUMENT" });
   await assert.rejects(new Client("nope://").connect(), { code: "INVALID_ARGUMENT" });
   await assert.rejects(client.lock(/** @type {any} */ (42)).tryAcquire(), { code: "INVALID_ARGUMENT" });
+  // Only a Lease the addon made is read as one (not another native object).
+  const lock = client.lock("typed");
+  await lock.acquire();
+  const holder = /** @type {() => string} */ (Object.getOwnPropertyDescriptor(Lease.prototype, "holder")?.get);
+  for (const other of [{}, new Lease(), /** @type {any} */ (lock)._native, await /** @type {any} */ (client)._ready]) {
+    assert.throws(() => holder.call(other), (error) => error instanceof PolylockError && error.code === "INVALID_ARGUMENT");
+  }
+  await lock.release();
 });

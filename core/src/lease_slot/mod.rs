@@ -19,6 +19,9 @@
 //!   unreachable) leaves the lease held and kept in the slot, so the release
 //!   can be retried; a release after the lease was lost reports
 //!   [`Error::Lost`] and frees the slot. No lock is held across a backend call.
+//!   A binding's lease object releases or renews its own lease (an older one
+//!   included) with [`LeaseSlot::release_lease`] / [`LeaseSlot::renew_lease`],
+//!   on the task it already runs on polylock's runtime.
 //! - **Lost listeners** registered on the slot hear of the loss of its
 //!   current lease and of every later one, once per lease, on the notifier
 //!   thread (at once if the current lease is lost already); they can be
@@ -272,30 +275,49 @@ impl LeaseSlot {
         self.release_ref(lease).await
     }
 
-    /// Releases `lease`, a handle this slot gave out: if it is the slot's
-    /// lease, as [`release`](Self::release) does; an earlier one answers for
-    /// itself ([`Error::NotHeld`] once released, [`Error::Lost`] once lost)
-    /// and never touches the slot's newer lease. For bindings whose lease
-    /// objects release through their lock handle.
-    pub async fn release_lease(&self, lease: &Lease) -> Result<()> {
-        self.release_ref(lease.inner.clone()).await
-    }
-
     /// Releases `lease`; frees the slot if it was the slot's lease and the
     /// release was not a transient failure.
     async fn release_ref(&self, lease: LeaseRef) -> Result<()> {
         let result = lease.clone().release().await;
-        if !matches!(&result, Err(error) if error.is_transient()) {
-            let mut state = self.inner.state();
-            let same = state
-                .current
-                .as_ref()
-                .is_some_and(|current| Arc::ptr_eq(&current.lease.core, &lease.core));
-            if same && !lease.core.is_kept() {
-                state.current = None;
-            }
-        }
+        self.after_release(&lease, &result);
         result
+    }
+
+    /// Releases `lease`, a handle this slot gave out (from an acquisition or
+    /// [`lease`](Self::lease)), for a binding's lease object: when it is the
+    /// slot's current lease this is [`release`](Self::release) (freed, or
+    /// kept for a retry after a transient failure); an older lease reports
+    /// [`Error::NotHeld`] (released) or [`Error::Lost`], leaving the slot's
+    /// current one alone.
+    ///
+    /// Runs on the calling task, with no hop of its own (unlike
+    /// [`Lease::release`]): await it on polylock's runtime, inside
+    /// [`crate::spawn`].
+    pub async fn release_lease(&self, lease: &Lease) -> Result<()> {
+        self.release_ref(lease.inner.clone()).await
+    }
+
+    /// Frees the slot after a release of `lease` that did not fail
+    /// transiently, if `lease` is still its current one.
+    fn after_release(&self, lease: &LeaseRef, result: &Result<()>) {
+        if matches!(result, Err(error) if error.is_transient()) {
+            return;
+        }
+        let mut state = self.inner.state();
+        let same = state
+            .current
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(&current.lease.core, &lease.core));
+        if same && !lease.core.is_kept() {
+            state.current = None;
+        }
+    }
+
+    /// Renews `lease` (a handle this slot gave out) now, on the calling
+    /// task with no hop of its own (unlike [`Lease::renew`]): await it on
+    /// polylock's runtime, inside [`crate::spawn`].
+    pub async fn renew_lease(&self, lease: &Lease) -> Result<()> {
+        lease.inner.clone().renew().await
     }
 
     /// [`release`](Self::release), blocking the calling thread.
