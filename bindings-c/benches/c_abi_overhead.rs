@@ -1,11 +1,14 @@
-//! Per-call overhead of the C ABI: try_acquire + release on `memory://`
-//! through the exported `polylock_` functions vs the native blocking API
-//! (what the C ABI wraps) and the native async API, interleaved in one run.
+//! Per-call overhead of the C ABI: try_acquire + release through the
+//! exported `polylock_` functions vs the native blocking API (what the C ABI
+//! wraps) and the native async API, interleaved in one run, on `memory://`
+//! and, when `POLYLOCK_TEST_CONSUL_URL` is set (bench/overheads.sh runs it
+//! inside tests/with-servers.sh), on Consul.
 //!
 //! ```text
 //! cargo bench -p polylock-c --bench c_abi_overhead
 //! ```
-//! `POLYLOCK_BENCH_ITERATIONS` sets the sample count (default 20 000).
+//! `POLYLOCK_BENCH_ITERATIONS` sets the sample count on memory:// (default
+//! 20 000), `POLYLOCK_BENCH_SERVER_ITERATIONS` on a server (default 1 000).
 
 use std::ffi::CString;
 use std::time::{Duration, Instant};
@@ -13,24 +16,43 @@ use std::time::{Duration, Instant};
 use polylock::*;
 use polylock_core::LockOptions;
 
-const WARMUP: usize = 1_000;
-
 fn median(samples: &mut [Duration]) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
 }
 
-fn main() {
-    let iterations: usize = std::env::var("POLYLOCK_BENCH_ITERATIONS")
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(20_000);
-    let url = CString::new("memory://c-abi-bench").unwrap();
+        .unwrap_or(default)
+}
+
+fn main() {
+    bench(
+        "memory://c-abi-bench",
+        env_count("POLYLOCK_BENCH_ITERATIONS", 20_000),
+        1_000,
+    );
+    if let Ok(consul) = std::env::var("POLYLOCK_TEST_CONSUL_URL") {
+        bench(
+            &consul,
+            env_count("POLYLOCK_BENCH_SERVER_ITERATIONS", 1_000),
+            50,
+        );
+    }
+}
+
+/// One backend's three sides, interleaved; prints their medians and ratios.
+fn bench(url_text: &str, iterations: usize, warmup: usize) {
+    let url = CString::new(url_text).unwrap();
+    let scheme = url_text.split("://").next().unwrap_or(url_text);
+    let pid = std::process::id();
 
     // The C ABI.
     let mut client = std::ptr::null_mut();
     let mut lock = std::ptr::null_mut();
-    let name = CString::new("bench/c").unwrap();
+    let name = CString::new(format!("bench/c-{pid}")).unwrap();
     unsafe {
         assert_eq!(
             polylock_client_new(url.as_ptr(), &mut client),
@@ -40,8 +62,10 @@ fn main() {
         assert_eq!(status, polylock_status::POLYLOCK_OK);
     }
     // Native blocking and async, on the same backend.
-    let native = polylock_core::blocking::Client::connect("memory://c-abi-bench").unwrap();
-    let blocking_lock = native.lock("bench/blocking", LockOptions::mutex()).unwrap();
+    let native = polylock_core::blocking::Client::connect(url_text).unwrap();
+    let blocking_lock = native
+        .lock(&format!("bench/blocking-{pid}"), LockOptions::mutex())
+        .unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -49,7 +73,7 @@ fn main() {
         .unwrap();
     let async_lock = native
         .as_async()
-        .lock("bench/async", LockOptions::mutex())
+        .lock(&format!("bench/async-{pid}"), LockOptions::mutex())
         .unwrap();
 
     let c_round = || {
@@ -89,7 +113,7 @@ fn main() {
     // other equally often, so work one leaves on the runtime's threads (a
     // task's tail after it answered) is not always charged to the same one.
     let mut samples = [Vec::new(), Vec::new(), Vec::new()];
-    for i in 0..WARMUP + iterations {
+    for i in 0..warmup + iterations {
         for k in 0..3 {
             let which = (i + k) % 3;
             let took = match which {
@@ -97,7 +121,7 @@ fn main() {
                 1 => blocking_round(),
                 _ => async_round(),
             };
-            if i >= WARMUP {
+            if i >= warmup {
                 samples[which].push(took);
             }
         }
@@ -113,7 +137,7 @@ fn main() {
         median(&mut t_async),
     );
     println!(
-        "C ABI overhead, memory:// try_acquire + release, {iterations} samples each (medians)"
+        "C ABI overhead, {scheme}:// try_acquire + release, {iterations} samples each (medians)"
     );
     println!("  C ABI (polylock_try_acquire + polylock_release): {c:?}");
     println!("  native Rust blocking API:                         {blocking:?}");
