@@ -6,9 +6,32 @@ POLYLOCK_CACHE="${POLYLOCK_CACHE:-$HOME/.cache/polylock}"
 # die MESSAGE: print to stderr and exit non-zero.
 die() { echo "tests/servers: $*" >&2; exit 1; }
 
-# free_port: print a TCP port on 127.0.0.1 that nothing listens on right now.
+# free_port: print a TCP port on 127.0.0.1 that nothing listens on right now,
+# below the kernel's ephemeral range (ip_local_port_range): a port the kernel
+# hands out (bind to port 0) is also where outgoing connections get their
+# local port, so one could take it between this pick and the server's bind
+# ("address already in use"). Random, checked free by binding it, bounded.
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+  python3 - <<'PY'
+import random, socket
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+for _ in range(200):
+    port = random.randrange(10000, max(low, 10001))
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+PY
 }
 
 # wait_for SECONDS DESCRIPTION COMMAND...: run COMMAND every 0.2 s until it
