@@ -114,11 +114,11 @@ typedef struct {
   bool outlives_connection;
 } polylock_capabilities;
 
-// Runs once, on one of polylock's runtime threads, when an acquisition
-// started by `polylock_acquire_with` starts waiting because the lock is
-// busy. It must return quickly and must not block; polylock's blocking
-// calls are refused there (`POLYLOCK_USAGE`), `polylock_acquire_cancel`
-// is allowed.
+// Runs once when an acquisition started by `polylock_acquire_with` starts
+// waiting because the lock is busy, on the thread blocked in that call
+// (which runs the acquisition inside polylock's runtime context). It must
+// return quickly and must not block; polylock's blocking calls are refused
+// there (`POLYLOCK_USAGE`), `polylock_acquire_cancel` is allowed.
 typedef void (*polylock_wait_started_callback)(void *user_data);
 
 // What a lost callback is told. Every pointer is valid only during the
@@ -249,9 +249,9 @@ polylock_status polylock_acquire(polylock_lock *lock,
                                  int64_t timeout_ms);
 
 // `polylock_acquire` with a wait-started hook: `wait_started` (may be
-// NULL) is called with `user_data` at most once, on one of polylock's
-// runtime threads, when the acquisition starts waiting because the lock is
-// busy (on LDLM, whose server waits, as soon as the waiting call is sent).
+// NULL) is called with `user_data` at most once, on the calling thread
+// (see `polylock_wait_started_callback`), when the acquisition starts
+// waiting because the lock is busy (on LDLM, whose server waits, as soon as the waiting call is sent).
 // It is never called after this function returned, so `user_data` needs
 // to live only as long as the call. Another thread that must act while the
 // wait is parked (cancel it, release the lock) waits for this signal

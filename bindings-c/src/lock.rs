@@ -26,11 +26,11 @@ pub struct polylock_lock {
     _opaque: [u8; 0],
 }
 
-/// Runs once, on one of polylock's runtime threads, when an acquisition
-/// started by `polylock_acquire_with` starts waiting because the lock is
-/// busy. It must return quickly and must not block; polylock's blocking
-/// calls are refused there (`POLYLOCK_USAGE`), `polylock_acquire_cancel`
-/// is allowed.
+/// Runs once when an acquisition started by `polylock_acquire_with` starts
+/// waiting because the lock is busy, on the thread blocked in that call
+/// (which runs the acquisition inside polylock's runtime context). It must
+/// return quickly and must not block; polylock's blocking calls are refused
+/// there (`POLYLOCK_USAGE`), `polylock_acquire_cancel` is allowed.
 pub type polylock_wait_started_callback = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 
 /// A wait-started callback with its `user_data`.
@@ -39,8 +39,8 @@ struct WaitStarted {
     user_data: *mut c_void,
 }
 
-// SAFETY: the header's contract makes `user_data` usable from polylock's
-// runtime threads during the acquire call; polylock never touches what it
+// SAFETY: the header's contract makes `user_data` usable from another
+// thread during the acquire call; polylock never touches what it
 // points to.
 unsafe impl Send for WaitStarted {}
 
@@ -200,9 +200,9 @@ pub unsafe extern "C" fn polylock_acquire(
 }
 
 /// `polylock_acquire` with a wait-started hook: `wait_started` (may be
-/// NULL) is called with `user_data` at most once, on one of polylock's
-/// runtime threads, when the acquisition starts waiting because the lock is
-/// busy (on LDLM, whose server waits, as soon as the waiting call is sent).
+/// NULL) is called with `user_data` at most once, on the calling thread
+/// (see `polylock_wait_started_callback`), when the acquisition starts
+/// waiting because the lock is busy (on LDLM, whose server waits, as soon as the waiting call is sent).
 /// It is never called after this function returned, so `user_data` needs
 /// to live only as long as the call. Another thread that must act while the
 /// wait is parked (cancel it, release the lock) waits for this signal

@@ -329,9 +329,14 @@ func (l *Lock) held() {
 }
 
 // Unlock releases the lease and frees the lock. ErrLockLost if it was
-// lost; ErrNotHeld if it was unlocked already.
+// lost; ErrNotHeld if it was unlocked already. ErrConnection (the backend
+// unreachable) leaves the lease held, renewed and in the Lock: call Unlock
+// again to retry.
 func (l *Lock) Unlock(ctx context.Context) error {
 	err := l.do(func(p *C.polylock_lock) C.polylock_status { return C.polylock_release(p) })
+	if errors.Is(err, ErrConnection) {
+		return err
+	}
 	l.Locked = false
 	l.free()
 	return err

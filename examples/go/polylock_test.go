@@ -16,6 +16,7 @@ package polylock
 // declared here per backend.
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -486,4 +487,85 @@ func TestLDLMClientCertificates(t *testing.T) {
 	if err := l.Unlock(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// cutProxy is tests/support/cut_proxy.py in front of a server: cut makes
+// the server unreachable (connections refused) until restore.
+type cutProxy struct {
+	stdin   *bufio.Writer
+	stdout  *bufio.Scanner
+	command *exec.Cmd
+	address string
+}
+
+func startCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	script := os.Getenv("POLYLOCK_CUT_PROXY")
+	if script == "" {
+		t.Fatal("POLYLOCK_CUT_PROXY (tests/support/cut_proxy.py) is not set")
+	}
+	command := exec.Command("python3", script, target)
+	in, err := command.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := command.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := command.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{stdin: bufio.NewWriter(in), stdout: bufio.NewScanner(out), command: command}
+	t.Cleanup(func() {
+		in.Close() // end of stdin stops it
+		command.Wait()
+	})
+	if !p.stdout.Scan() || !strings.HasPrefix(p.stdout.Text(), "listening ") {
+		t.Fatalf("cut proxy did not start: %q", p.stdout.Text())
+	}
+	p.address = strings.TrimPrefix(p.stdout.Text(), "listening ")
+	return p
+}
+
+// send gives the proxy a command and waits for it to take effect.
+func (p *cutProxy) send(t *testing.T, command string) {
+	t.Helper()
+	fmt.Fprintln(p.stdin, command)
+	p.stdin.Flush()
+	if !p.stdout.Scan() || p.stdout.Text() != "ok "+command {
+		t.Fatalf("cut proxy %s: %q", command, p.stdout.Text())
+	}
+}
+
+func TestAnUnlockThatFailedCanBeRetried(t *testing.T) {
+	url, skip := serverURL(t, "POLYLOCK_TEST_CONSUL_URL", false)
+	if skip != "" {
+		t.Skip(skip)
+	}
+	proxy := startCutProxy(t, strings.TrimPrefix(url, "consul://"))
+	ctx := context.Background()
+	through := connect(t, "consul://"+proxy.address)
+	name := unique("retry")
+	l, err := through.Lock(ctx, name, &LockOptions{LockTimeoutSeconds: 15})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.send(t, "cut")
+	if err := l.Unlock(ctx); !errors.Is(err, ErrConnection) {
+		t.Fatalf("unlock while cut off: %v", err)
+	}
+	if !l.Locked || !l.IsHeld() {
+		t.Fatal("a failed unlock dropped the lease")
+	}
+	proxy.send(t, "restore")
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatalf("retried unlock: %v", err)
+	}
+	// Free again: another client takes it at once.
+	next, err := connect(t, url).TryLock(ctx, name, nil)
+	if err != nil || !next.Locked {
+		t.Fatalf("after the retried unlock: %+v %v", next, err)
+	}
+	next.Unlock(ctx)
 }

@@ -14,6 +14,7 @@ target_dir=${CARGO_TARGET_DIR:-$root/target}
 case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
 export PKG_CONFIG_PATH="$target_dir/$profile${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 export POLYLOCK_CLI="$target_dir/$profile/polylock"
+export POLYLOCK_CUT_PROXY="$root/tests/support/cut_proxy.py"
 export CGO_ENABLED=1 GOFLAGS=-mod=mod
 cd "$root/examples/go"
 go vet ./...

@@ -140,6 +140,20 @@ impl LeaseSlot {
         hooks: AcquireHooks,
         done: impl FnOnce(Result<Option<Lease>>) + Send + 'static,
     ) -> Result<()> {
+        runtime::spawn(self.acquisition(wait, hooks, done)?);
+        Ok(())
+    }
+
+    /// An acquisition as a future that calls `done` (see
+    /// [`start_acquire`](Self::start_acquire)); the slot is already marked
+    /// acquiring. Runs on the runtime, or on a blocked caller's thread
+    /// inside the runtime's context.
+    fn acquisition(
+        &self,
+        wait: Wait,
+        hooks: AcquireHooks,
+        done: impl FnOnce(Result<Option<Lease>>) + Send + 'static,
+    ) -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
         let client = self.inner.lock.client.inner.clone();
         client.check_process()?;
         let (attempt, caller_gone) = {
@@ -162,12 +176,11 @@ impl LeaseSlot {
             done: Some(Box::new(done)),
         };
         let request = self.inner.lock.request.clone();
-        runtime::spawn(async move {
+        Ok(async move {
             let outcome =
                 acquire_lease(client, &request, wait, caller_gone, hooks.wait_started).await;
             finish.complete(outcome);
-        });
-        Ok(())
+        })
     }
 
     fn ensure_idle(&self, state: &State) -> Result<()> {
@@ -203,8 +216,7 @@ impl LeaseSlot {
 
     /// Acquires as `wait` allows, blocking the calling thread (not inside an
     /// async runtime: that is [`Error::Usage`]). Another thread may
-    /// [`cancel`](Self::cancel) it. One task on the runtime, whose
-    /// completion wakes this thread directly.
+    /// [`cancel`](Self::cancel) it.
     pub fn acquire_blocking(&self, wait: Wait) -> Result<Option<Lease>> {
         self.acquire_blocking_with(wait, AcquireHooks::default())
     }
@@ -212,14 +224,16 @@ impl LeaseSlot {
     /// [`acquire_blocking`](Self::acquire_blocking) with `hooks` (a
     /// wait-started hook tells another thread when the wait is parked, so it
     /// can [`cancel`](Self::cancel) it then). The calling thread waits for
-    /// the acquisition's completion callback itself: one task on the
-    /// runtime, no task in between to hop through.
+    /// the acquisition itself (polled on this thread in the runtime's
+    /// context), so an uncontended call crosses no thread.
     pub fn acquire_blocking_with(&self, wait: Wait, hooks: AcquireHooks) -> Result<Option<Lease>> {
         runtime::ensure_blocking_allowed()?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.start_acquire(wait, hooks, move |outcome| {
+        let acquisition = self.acquisition(wait, hooks, move |outcome| {
             let _ = tx.send(outcome);
         })?;
+        // A panic inside has told `done` already (the drop guard).
+        let _ = run_here(acquisition);
         rx.recv()
             .map_err(|_| Error::Usage("the polylock runtime stopped".into()))?
     }
@@ -322,8 +336,8 @@ impl LeaseSlot {
 
     /// [`release`](Self::release), blocking the calling thread.
     pub fn release_blocking(&self) -> Result<()> {
-        let slot = self.clone();
-        runtime::block_on(async move { slot.release().await })?
+        runtime::ensure_blocking_allowed()?;
+        run_here(self.release())?
     }
 
     /// Renews the slot's lease now (the keeper renews it anyway).
@@ -333,8 +347,8 @@ impl LeaseSlot {
 
     /// [`renew`](Self::renew), blocking the calling thread.
     pub fn renew_blocking(&self) -> Result<()> {
-        let slot = self.clone();
-        runtime::block_on(async move { slot.renew().await })?
+        runtime::ensure_blocking_allowed()?;
+        run_here(self.renew())?
     }
 
     /// Registers `listener` for the loss of the current lease and of every
@@ -426,6 +440,15 @@ impl fmt::Debug for LeaseSlot {
             )
             .finish()
     }
+}
+
+/// Polls `fut` on the calling thread (outside any runtime) in the runtime's
+/// context, its I/O and timers driven by the runtime's workers: an
+/// uncontended call crosses no thread. A panic inside is an error here.
+fn run_here<F: std::future::Future>(fut: F) -> Result<F::Output> {
+    catch_unwind(AssertUnwindSafe(|| runtime::handle().block_on(fut))).map_err(|_| {
+        Error::Backend("a polylock call panicked (a bug; the panic was caught)".into())
+    })
 }
 
 type Done = Box<dyn FnOnce(Result<Option<Lease>>) + Send + 'static>;
