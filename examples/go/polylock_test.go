@@ -282,19 +282,8 @@ func TestCancelledWaitTakesNothing(t *testing.T) {
 		case <-time.After(60 * time.Second):
 			t.Fatal("Lock did not return after its context was cancelled")
 		}
-		if err := holder.Unlock(background); err != nil {
-			t.Fatal(err)
-		}
 		// The cancelled wait took nothing: the next lease follows the holder's.
-		next, err := connect(t, b.url).Lock(background, name, &LockOptions{WaitTimeoutSeconds: 30})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer next.Unlock(background)
-		got, ok := next.FencingToken()
-		if ok != b.fencing || (b.fencing && got <= token) || (b.countedTokens && got != token+1) {
-			t.Fatalf("next fencing token %d (%v), holder's %d: the cancelled wait took the lock", got, ok, token)
-		}
+		nextFollows(t, b, name, holder, token, "the cancelled wait")
 	})
 }
 
@@ -328,19 +317,28 @@ func TestAnEndedContextLeavesNoWaitBehind(t *testing.T) {
 				t.Fatalf("round %d: Lock with an ended context did not return", i)
 			}
 		}
-		if err := holder.Unlock(background); err != nil {
-			t.Fatal(err)
-		}
-		next, err := connect(t, b.url).Lock(background, name, &LockOptions{WaitTimeoutSeconds: 30})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer next.Unlock(background)
-		got, ok := next.FencingToken()
-		if ok != b.fencing || (b.fencing && got <= token) || (b.countedTokens && got != token+1) {
-			t.Fatalf("next fencing token %d (%v), holder's %d: an ended wait took the lock", got, ok, token)
-		}
+		nextFollows(t, b, name, holder, token, "an ended wait")
 	})
+}
+
+// nextFollows unlocks holder (whose fencing token was token) and checks
+// that the next lease of name follows it directly: what (a cancelled or
+// ended wait) took nothing in between.
+func nextFollows(t *testing.T, b backend, name string, holder *Lock, token uint64, what string) {
+	t.Helper()
+	background := context.Background()
+	if err := holder.Unlock(background); err != nil {
+		t.Fatal(err)
+	}
+	next, err := connect(t, b.url).Lock(background, name, &LockOptions{WaitTimeoutSeconds: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Unlock(background)
+	got, ok := next.FencingToken()
+	if ok != b.fencing || (b.fencing && got <= token) || (b.countedTokens && got != token+1) {
+		t.Fatalf("next fencing token %d (%v), holder's %d: %s took the lock", got, ok, token, what)
+	}
 }
 
 func TestBadInput(t *testing.T) {

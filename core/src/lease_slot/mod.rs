@@ -159,10 +159,8 @@ impl LeaseSlot {
         let (attempt, caller_gone) = {
             let mut state = self.inner.state();
             self.ensure_idle(&state)?;
-            if let Some(old) = state.current.take() {
-                // Lost or released: nothing to keep.
-                drop(old);
-            }
+            // A lease still here is lost or released: nothing to keep.
+            state.current = None;
             let attempt = state.next_id;
             state.next_id += 1;
             let (here, gone) = oneshot::channel();
