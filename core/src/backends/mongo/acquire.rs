@@ -268,8 +268,12 @@ pub(super) async fn acquire(
     // The holders' own TTL is unknown here: survey after one of ours.
     let fallback = || Instant::now() + request.ttl;
     // Others queued ahead, or this process holds every slot: the release
-    // comes here first; park without a read.
-    let parked = ahead > 0 || backend.events.full_here(&key, request.limit);
+    // comes here first; a call that waits parks without a read. A call
+    // that does not wait always makes its attempt: what this process
+    // believes it holds can be stale (an operator's forced release is
+    // known here only once the holder's renewal hears of it).
+    let waits = until.is_none_or(|until| until > Instant::now());
+    let parked = waits && (ahead > 0 || backend.events.full_here(&key, request.limit));
     let mut next = (!parked).then(|| first_start(backend, request));
     let mut misses = 0;
     let mut failures = 0u32;
