@@ -70,6 +70,11 @@ export type LockOptions = {
      * Holder value stored with the lease.
      */
     value?: string;
+    /**
+     * false: the caller renews (`renew()` within each TTL, or the lease
+     * is released and reported lost); true (default): polylock renews.
+     */
+    autoRenew?: boolean;
 };
 export type AcquireOptions = {
     /**
@@ -298,6 +303,8 @@ export class Lock {
  * @property {number} [ttl] Lease TTL in ms; renewed every third of it until released.
  * @property {number} [limit] 1: mutex (default); N: counting semaphore.
  * @property {string} [value] Holder value stored with the lease.
+ * @property {boolean} [autoRenew] false: the caller renews (`renew()` within each TTL, or the lease
+ *   is released and reported lost); true (default): polylock renews.
  */
 /**
  * @typedef {object} AcquireOptions

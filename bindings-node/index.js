@@ -168,6 +168,8 @@ function dispatchLost(id, event) {
  * @property {number} [ttl] Lease TTL in ms; renewed every third of it until released.
  * @property {number} [limit] 1: mutex (default); N: counting semaphore.
  * @property {string} [value] Holder value stored with the lease.
+ * @property {boolean} [autoRenew] false: the caller renews (`renew()` within each TTL, or the lease
+ *   is released and reported lost); true (default): polylock renews.
  */
 
 /**
@@ -306,7 +308,7 @@ class Lock {
     /** @private @type {any} */
     this._native = null;
     const problem =
-      stringProblem(name, "a lock name") ?? optionsProblem(options, { ttl: "number", limit: "integer", value: "string" }, "lock options");
+      stringProblem(name, "a lock name") ?? optionsProblem(options, { ttl: "number", limit: "integer", value: "string", autoRenew: "boolean" }, "lock options");
     /** @private @type {Promise<any>} */
     this._ready = problem
       ? Promise.reject(problem)

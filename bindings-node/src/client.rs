@@ -32,6 +32,9 @@ pub struct LockOptionsJs {
     pub limit: Option<u32>,
     /// Holder value stored with the lease.
     pub value: Option<String>,
+    /// false: the caller renews (`renew()` within each TTL, or the lease is
+    /// released and reported lost); true (default): polylock renews.
+    pub auto_renew: Option<bool>,
 }
 
 /// What the backend can do, as the core declares it
@@ -135,6 +138,9 @@ fn lock_options(options: Option<LockOptionsJs>) -> polylock::Result<LockOptions>
         }
         if let Some(value) = options.value {
             resolved = resolved.value(value);
+        }
+        if let Some(auto_renew) = options.auto_renew {
+            resolved = resolved.auto_renew(auto_renew);
         }
     }
     Ok(resolved)

@@ -3,7 +3,7 @@
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
 const { Client, Lease, PolylockError } = require("..");
-const { backends, unique, needsUrl: needs } = require("./helpers");
+const { backends, unique, needsUrl: needs, within } = require("./helpers");
 
 for (const [label, url, options, caps] of backends()) {
   const needsUrl = () => needs(label, url);
@@ -115,6 +115,23 @@ for (const [label, url, options, caps] of backends()) {
     assert.equal(lease.isHeld, false);
     await lease[Symbol.asyncDispose](); // a second dispose is a no-op
     assert.ok(await new Client(url).lock(name).tryAcquire());
+  });
+
+  test(`${label}: a lease the caller does not renew ends at its TTL`, options, async () => {
+    needsUrl();
+    const name = unique("caller-renews");
+    const lock = new Client(url).lock(name, { ttl: 2000, autoRenew: false });
+    const lost = new Promise((resolve) => lock.onLost(resolve));
+    const lease = await lock.acquire({ timeout: 10000 });
+    await lease.renew(); // the caller's renewal restarts its TTL
+    const event = await within(lost, 60000, "the lost event");
+    assert.match(event.reason, /not renewed/);
+    assert.equal(lease.isHeld, false);
+    // Released, not left to expire: another client takes it.
+    const taken = await new Client(url).lock(name, { ttl: 2000 }).acquire({ timeout: 60000 });
+    if ((await caps()).fencing) assert.ok(taken.fencingToken > lease.fencingToken);
+    await assert.rejects(lease.release(), { code: "LOCK_LOST" });
+    await taken.release();
   });
 
   test(`${label}: the event loop keeps running while waiting`, options, async () => {

@@ -89,8 +89,10 @@ impl Client {
 
     /// A handle for the lock `name`: `limit` 1 is a mutex, N a counting
     /// semaphore; `ttl` in seconds (renewed every third of it until
-    /// released); `value` is stored with the lease. Contacts nobody yet.
-    #[pyo3(signature = (name, *, ttl=None, limit=1, value=None))]
+    /// released); `value` is stored with the lease; `auto_renew=False`
+    /// leaves renewing to the caller (`Lease.renew()` within each TTL, or
+    /// the lease is released and reported lost). Contacts nobody yet.
+    #[pyo3(signature = (name, *, ttl=None, limit=1, value=None, auto_renew=true))]
     fn lock(
         &self,
         py: Python<'_>,
@@ -98,8 +100,9 @@ impl Client {
         ttl: Option<f64>,
         limit: u32,
         value: Option<String>,
+        auto_renew: bool,
     ) -> PyResult<Lock> {
-        let mut options = LockOptions::semaphore(limit);
+        let mut options = LockOptions::semaphore(limit).auto_renew(auto_renew);
         if let Some(ttl) = ttl {
             options = options.ttl(seconds(py, "ttl", ttl)?);
         }

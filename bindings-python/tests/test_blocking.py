@@ -158,3 +158,22 @@ def test_capabilities_say_what_the_backend_can_do(client):
     if client.scheme == "ldlm":
         assert not caps.fencing and caps.server_wait and not caps.outlives_connection
     assert "fencing=" in repr(caps)
+
+
+def test_a_lease_the_caller_does_not_renew_ends_at_its_ttl(url, caps, name):
+    a, b = polylock.Client(url), polylock.Client(url)
+    lock = a.lock(name, ttl=2, auto_renew=False)
+    lost = threading.Event()
+    reasons = []
+    lock.on_lost(lambda event: (reasons.append(event.reason), lost.set()))
+    lease = lock.acquire(timeout=10)
+    lease.renew()  # the caller's renewal restarts its TTL
+    assert lost.wait(60)
+    assert "not renewed" in reasons[0] and "not renewed" in lease.loss_reason
+    assert not lease.is_held
+    taken = b.lock(name, ttl=2).acquire(timeout=60)  # released, not left to expire
+    if caps.fencing:
+        assert taken.fencing_token > lease.fencing_token
+    with pytest.raises(polylock.LockLost):
+        lease.release()
+    taken.release()

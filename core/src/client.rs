@@ -13,7 +13,7 @@ use crate::backend::{AcquireRequest, Backend, Capabilities};
 use crate::error::{Error, Result};
 use crate::events::{Event, Observers};
 use crate::keeper::{Keeper, Timing};
-use crate::lease::{Lease, LeaseCore, LeaseRef};
+use crate::lease::{Lease, LeaseCore, LeaseRef, RenewedBy};
 use crate::lock_events::{LockEvents, Selection};
 use crate::options::{validate_name, ClientOptions, LockOptions, ResolvedLockOptions};
 use crate::registry::Registrations;
@@ -127,6 +127,7 @@ impl Client {
                 ttl: resolved.ttl,
                 value: resolved.value,
             }),
+            auto_renew: options.auto_renew,
         })
     }
 
@@ -181,6 +182,8 @@ impl fmt::Debug for Client {
 pub struct Lock {
     pub(crate) client: Client,
     pub(crate) request: Arc<AcquireRequest>,
+    /// Whether polylock renews its leases ([`LockOptions::auto_renew`]).
+    pub(crate) auto_renew: bool,
 }
 
 impl Lock {
@@ -197,6 +200,11 @@ impl Lock {
     /// The TTL its leases get.
     pub fn ttl(&self) -> Duration {
         self.request.ttl
+    }
+
+    /// Whether polylock renews its leases ([`LockOptions::auto_renew`]).
+    pub fn auto_renew(&self) -> bool {
+        self.auto_renew
     }
 
     /// Takes the lock if it is free now; `Ok(None)` if it is busy.
@@ -226,10 +234,12 @@ impl Lock {
         let inner = self.client.inner.clone();
         inner.check_process()?;
         let request = self.request.clone();
+        let auto_renew = self.auto_renew;
         let (_caller_here, caller_gone) = oneshot::channel::<()>();
         let (reply, outcome) = oneshot::channel();
         runtime::spawn(async move {
-            let result = acquire_lease(inner, &request, wait, caller_gone, None).await;
+            let renewal = RenewedBy::choose(auto_renew);
+            let result = acquire_lease(inner, &request, wait, renewal, caller_gone, None).await;
             if let Err(Ok(Some(orphan))) = reply.send(result) {
                 // The caller left just as the lock was granted.
                 orphan.release_in_background();
@@ -258,6 +268,7 @@ pub(crate) async fn acquire_lease(
     inner: Arc<ClientInner>,
     request: &AcquireRequest,
     wait: Wait,
+    renewal: RenewedBy,
     caller_gone: CallerGone,
     wait_started: Option<WaitStartedHook>,
 ) -> Result<Option<LeaseRef>> {
@@ -291,6 +302,7 @@ pub(crate) async fn acquire_lease(
         grant,
         value,
         deadline,
+        renewal,
     ));
     inner.keeper.keep(&core);
     inner.observers.emit(|| Event::Acquired {

@@ -37,6 +37,28 @@ pub struct LostEvent {
 /// A callback run once when a lease is lost.
 pub type LostCallback = Box<dyn FnOnce(&LostEvent) + Send + 'static>;
 
+/// Who renews a lease ([`crate::LockOptions::auto_renew`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RenewedBy {
+    /// The keeper renews it until it is released.
+    Keeper,
+    /// Only the caller's renewals move its deadline; at the deadline it is
+    /// released and reported lost. (The keeper still renews a shared
+    /// renewal unit it is part of, for the unit's other leases.)
+    Caller,
+}
+
+impl RenewedBy {
+    /// [`RenewedBy::Keeper`] when `auto_renew`, else [`RenewedBy::Caller`].
+    pub(crate) fn choose(auto_renew: bool) -> Self {
+        if auto_renew {
+            RenewedBy::Keeper
+        } else {
+            RenewedBy::Caller
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
     Held,
@@ -60,6 +82,7 @@ struct Rare {
 
 struct State {
     status: Status,
+    renewal: RenewedBy,
     /// Local deadline (monotonic, safety margin already taken off).
     deadline: Instant,
     /// The loss watcher's waker, woken when the lease stops being Held so
@@ -124,6 +147,7 @@ impl LeaseCore {
         grant: Grant,
         value: impl Into<Arc<String>>,
         deadline: Instant,
+        renewal: RenewedBy,
     ) -> Self {
         LeaseCore {
             id,
@@ -133,6 +157,7 @@ impl LeaseCore {
             slot: AtomicU64::new(0),
             state: Mutex::new(State {
                 status: Status::Held,
+                renewal,
                 deadline,
                 watcher: None,
                 rare: None,
@@ -172,12 +197,20 @@ impl LeaseCore {
         true
     }
 
-    /// A renewal sent before `deadline`'s basis succeeded.
-    pub(crate) fn renewed(&self, deadline: Instant) {
+    /// A renewal sent before `deadline`'s basis succeeded; `on_request`
+    /// when the caller asked for it. The keeper's own renewals do not move
+    /// the deadline of a lease the caller renews ([`RenewedBy::Caller`]).
+    pub(crate) fn renewed(&self, deadline: Instant, on_request: bool) {
         let mut state = self.state();
-        if state.is_kept() && deadline > state.deadline {
+        let counts = on_request || state.renewal == RenewedBy::Keeper;
+        if counts && state.is_kept() && deadline > state.deadline {
             state.deadline = deadline;
         }
+    }
+
+    /// Who renews the lease.
+    pub(crate) fn renewal(&self) -> RenewedBy {
+        self.state().renewal
     }
 
     /// Marks the lease lost unless it already ended; fires the callbacks.

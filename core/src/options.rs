@@ -128,6 +128,11 @@ pub struct LockOptions {
     pub ttl: Option<Duration>,
     /// Value stored with the lease (who holds it); `None` takes the client's default.
     pub value: Option<String>,
+    /// Whether polylock renews the leases itself (the default). When off,
+    /// the caller renews ([`Lease::renew`](crate::Lease::renew)): a lease
+    /// not renewed within its TTL (from its grant or its last renewal) is
+    /// released and reported lost.
+    pub auto_renew: bool,
 }
 
 impl Default for LockOptions {
@@ -137,6 +142,7 @@ impl Default for LockOptions {
             limit: 1,
             ttl: None,
             value: None,
+            auto_renew: true,
         }
     }
 }
@@ -164,6 +170,13 @@ impl LockOptions {
     /// Sets the holder value.
     pub fn value(mut self, value: impl Into<String>) -> Self {
         self.value = Some(value.into());
+        self
+    }
+
+    /// Turns automatic renewal on (the default) or off; see
+    /// [`LockOptions::auto_renew`](LockOptions#structfield.auto_renew).
+    pub fn auto_renew(mut self, on: bool) -> Self {
+        self.auto_renew = on;
         self
     }
 }
@@ -293,7 +306,7 @@ mod tests {
         let zero = LockOptions {
             limit: 0,
             ttl: Some(Duration::from_secs(5)),
-            value: None,
+            ..LockOptions::default()
         };
         assert!(ResolvedLockOptions::resolve(&zero, &client).is_err());
     }

@@ -1052,6 +1052,38 @@ static void test_lost_once_per_lease(polylock_client *client) {
   record_destroy(second);
 }
 
+/* ---- leases the caller renews (polylock_lock_set_auto_renew) ---- */
+
+static void test_caller_renews(polylock_client *a, polylock_client *b) {
+  char name[128];
+  lock_name(name, sizeof name, "caller-renews");
+  polylock_lock *lock = NULL;
+  polylock_lock *other = NULL;
+  CHECK_STATUS(polylock_lock_new(a, name, 1, 2000, NULL, &lock), POLYLOCK_OK);
+  CHECK_STATUS(polylock_lock_new(b, name, 1, 2000, NULL, &other), POLYLOCK_OK);
+  CHECK_STATUS(polylock_lock_set_auto_renew(NULL, false),
+               POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_lock_set_auto_renew(lock, false), POLYLOCK_OK);
+  struct lost_record *record = record_new();
+  CHECK_STATUS(polylock_on_lost(lock, on_lost, record, on_free), POLYLOCK_OK);
+  bool acquired = false;
+  CHECK_STATUS(polylock_try_acquire(lock, &acquired), POLYLOCK_OK);
+  CHECK(acquired);
+  CHECK_STATUS(polylock_renew(lock), POLYLOCK_OK);
+  /* Not renewed again: the lease ends at its TTL, is reported lost and is
+   * released, so the other client can take it. */
+  CHECK(await_count(record, &record->calls, 1));
+  CHECK(strstr(record->reason, "not renewed") != NULL);
+  CHECK(!polylock_is_held(lock));
+  CHECK_STATUS(polylock_acquire(other, 60000), POLYLOCK_OK);
+  CHECK_STATUS(polylock_release(lock), POLYLOCK_LOST);
+  CHECK_STATUS(polylock_release(other), POLYLOCK_OK);
+  CHECK_STATUS(polylock_lock_free(lock), POLYLOCK_OK);
+  CHECK_STATUS(polylock_lock_free(other), POLYLOCK_OK);
+  CHECK(record->frees == 1);
+  record_destroy(record);
+}
+
 /* ---- freeing a client and its lock handle in either order ---- */
 
 static void test_free_orders(void) {
@@ -1214,6 +1246,7 @@ int main(int argc, char **argv) {
   test_cancel_parked_wait(a, b, c);
   test_cancel_racing_grant(a, b);
   test_release_retry();
+  test_caller_renews(a, b);
   test_free_orders();
   if (is_ldlm()) {
     test_ldlm_password();

@@ -82,9 +82,12 @@ class AsyncClient:
         ttl: Optional[float] = None,
         limit: int = 1,
         value: Optional[str] = None,
+        auto_renew: bool = True,
     ) -> "AsyncLock":
         """A handle for the lock ``name``; see :meth:`Client.lock`."""
-        return AsyncLock(self, name, dict(ttl=ttl, limit=limit, value=value))
+        return AsyncLock(
+            self, name, dict(ttl=ttl, limit=limit, value=value, auto_renew=auto_renew)
+        )
 
     async def __aenter__(self) -> "AsyncClient":
         await self.connect()

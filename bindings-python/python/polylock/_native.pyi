@@ -103,6 +103,7 @@ class Client:
         ttl: Optional[float] = None,
         limit: int = 1,
         value: Optional[str] = None,
+        auto_renew: bool = True,
     ) -> Lock: ...
     def registry(self, namespace: str) -> Registry: ...
     @property

@@ -43,7 +43,7 @@ use tokio::time::Instant;
 use crate::backend::{Backend, Capabilities, Grant, LeaseEnd, RenewOutcome};
 use crate::error::{Error, Result};
 use crate::events::{Event, Observers};
-use crate::lease::LeaseCore;
+use crate::lease::{LeaseCore, RenewedBy};
 use crate::runtime;
 
 #[cfg(test)]
@@ -140,7 +140,7 @@ impl Keeper {
         .map_err(|_| Error::Connection("the renewal did not complete in time".into()))??;
         match outcomes.into_iter().next() {
             Some(outcome) => {
-                apply(shared, lease, outcome, sent);
+                apply(shared, lease, outcome, sent, true);
                 lease.ensure_held()
             }
             None => Err(Error::Backend(
@@ -177,11 +177,14 @@ impl Shared {
             next,
         ) = self.book().take_due(now);
         for lease in overdue {
-            lose(
-                self,
-                &lease,
-                "no renewal proved the lease before its deadline",
-            );
+            match lease.renewal() {
+                RenewedBy::Keeper => lose(
+                    self,
+                    &lease,
+                    "no renewal proved the lease before its deadline",
+                ),
+                RenewedBy::Caller => expire(self, &lease),
+            }
         }
         (renewals, next)
     }
@@ -222,7 +225,7 @@ async fn renew(shared: Arc<Shared>, renewal: Renewal) {
     let succeeded = match result {
         Ok(Ok(outcomes)) if outcomes.len() == leases.len() => {
             for (lease, outcome) in leases.iter().zip(outcomes) {
-                apply(&shared, lease, outcome, sent);
+                apply(&shared, lease, outcome, sent, false);
             }
             true
         }
@@ -248,10 +251,18 @@ async fn renew(shared: Arc<Shared>, renewal: Renewal) {
     }
 }
 
-fn apply(shared: &Shared, lease: &Arc<LeaseCore>, outcome: RenewOutcome, sent: Instant) {
+/// One renewal's outcome for `lease`; `on_request` when its caller asked
+/// for it (only those move a caller-renewed lease's deadline).
+fn apply(
+    shared: &Shared,
+    lease: &Arc<LeaseCore>,
+    outcome: RenewOutcome,
+    sent: Instant,
+    on_request: bool,
+) {
     match outcome {
         RenewOutcome::Renewed { ttl } => {
-            lease.renewed(shared.timing.deadline(sent, ttl));
+            lease.renewed(shared.timing.deadline(sent, ttl), on_request);
             shared.observers.emit(|| Event::Renewed {
                 name: lease.grant.name.clone(),
             });
@@ -260,17 +271,54 @@ fn apply(shared: &Shared, lease: &Arc<LeaseCore>, outcome: RenewOutcome, sent: I
     }
 }
 
+/// Why a caller-renewed lease ended at its deadline.
+pub(crate) const NOT_RENEWED: &str =
+    "the lease was not renewed within its TTL (automatic renewal is off)";
+
 /// Declares `lease` lost, once: out of the book, the backend and the
 /// observers told.
 fn lose(shared: &Shared, lease: &LeaseCore, reason: &str) {
-    if lease.lose(reason) {
-        shared.book().remove(lease);
-        tracing::warn!(name = %lease.grant.name, %reason, "lease lost");
+    if declare_lost(shared, lease, reason) {
         shared.backend.forget(&lease.grant, LeaseEnd::Lost);
-        shared.observers.emit(|| Event::Lost {
-            name: lease.grant.name.clone(),
-            reason: reason.to_string(),
-            held: lease.acquired_at.elapsed(),
-        });
     }
+}
+
+/// Marks `lease` lost (once), out of the book, the observers told; true
+/// when this call did.
+fn declare_lost(shared: &Shared, lease: &LeaseCore, reason: &str) -> bool {
+    if !lease.lose(reason) {
+        return false;
+    }
+    shared.book().remove(lease);
+    tracing::warn!(name = %lease.grant.name, %reason, "lease lost");
+    shared.observers.emit(|| Event::Lost {
+        name: lease.grant.name.clone(),
+        reason: reason.to_string(),
+        held: lease.acquired_at.elapsed(),
+    });
+    true
+}
+
+/// A caller-renewed lease reached its deadline unrenewed: lost here first
+/// (so its holder stops before anyone else can take it), then released on
+/// the backend in the background, which may still hold it (a shared
+/// renewal unit keeps it alive there). If the release keeps failing, the
+/// backend stops renewing it and its TTL frees it.
+fn expire(shared: &Shared, lease: &Arc<LeaseCore>) {
+    if !declare_lost(shared, lease, NOT_RENEWED) {
+        return;
+    }
+    let (backend, grant) = (shared.backend.clone(), lease.grant.clone());
+    runtime::spawn(async move {
+        for attempt in 0..3u32 {
+            match backend.release(&grant).await {
+                Err(error) if error.is_transient() => {
+                    tracing::debug!(%error, name = %grant.name, "releasing an expired lease failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+                _ => return,
+            }
+        }
+        backend.forget(&grant, LeaseEnd::Abandoned);
+    });
 }

@@ -18,7 +18,7 @@ use crate::backend::{
 use crate::backends::memory::MemoryBackend;
 use crate::error::{Error, Result};
 use crate::events::{Event, Observer, Observers};
-use crate::lease::LeaseCore;
+use crate::lease::{LeaseCore, RenewedBy};
 
 const TIMING: Timing = Timing {
     renew_fraction: 1.0 / 3.0,
@@ -135,7 +135,13 @@ fn grant(name: &str, unit: Option<&str>, ttl: Duration) -> Grant {
 }
 
 fn lease(id: u64, grant: Grant, deadline: Instant) -> Arc<LeaseCore> {
-    Arc::new(LeaseCore::new(id, grant, "value".to_string(), deadline))
+    Arc::new(LeaseCore::new(
+        id,
+        grant,
+        "value".to_string(),
+        deadline,
+        RenewedBy::Keeper,
+    ))
 }
 
 /// The keeper's stats since `before`.
@@ -154,7 +160,7 @@ fn since(keeper: &Keeper, before: Stats) -> Stats {
 fn succeed(keeper: &Keeper, renewals: Vec<Renewal>, at: Instant) {
     for renewal in renewals {
         for lease in renewal.leases() {
-            lease.renewed(TIMING.deadline(at, lease.grant.ttl));
+            lease.renewed(TIMING.deadline(at, lease.grant.ttl), false);
         }
         keeper
             .shared

@@ -39,7 +39,7 @@ use tokio::sync::oneshot;
 
 use crate::client::{acquire_lease, Lock};
 use crate::error::{Error, Result};
-use crate::lease::{Lease, LeaseRef, LostEvent};
+use crate::lease::{Lease, LeaseRef, LostEvent, RenewedBy};
 use crate::runtime;
 use crate::waiting::Wait;
 
@@ -79,6 +79,9 @@ struct State {
 
 struct Inner {
     lock: Lock,
+    /// Whether the next acquisitions' leases are renewed by polylock
+    /// (from the lock's options; [`LeaseSlot::set_auto_renew`]).
+    auto_renew: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -109,6 +112,7 @@ impl LeaseSlot {
     pub fn new(lock: Lock) -> Self {
         LeaseSlot {
             inner: Arc::new(Inner {
+                auto_renew: AtomicBool::new(lock.auto_renew()),
                 lock,
                 state: Mutex::new(State {
                     acquiring: None,
@@ -124,6 +128,18 @@ impl LeaseSlot {
     /// The lock this slot acquires.
     pub fn lock(&self) -> &Lock {
         &self.inner.lock
+    }
+
+    /// Whether polylock renews the leases of the next acquisitions (as
+    /// [`LockOptions::auto_renew`](crate::LockOptions::auto_renew); the
+    /// lock's option until changed). A lease already held keeps its way.
+    pub fn set_auto_renew(&self, on: bool) {
+        self.inner.auto_renew.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the next acquisitions' leases are renewed by polylock.
+    pub fn auto_renew(&self) -> bool {
+        self.inner.auto_renew.load(Ordering::Relaxed)
     }
 
     /// Starts acquiring as `wait` allows; `done` is called exactly once, on
@@ -174,9 +190,17 @@ impl LeaseSlot {
             done: Some(Box::new(done)),
         };
         let request = self.inner.lock.request.clone();
+        let renewal = RenewedBy::choose(self.auto_renew());
         Ok(async move {
-            let outcome =
-                acquire_lease(client, &request, wait, caller_gone, hooks.wait_started).await;
+            let outcome = acquire_lease(
+                client,
+                &request,
+                wait,
+                renewal,
+                caller_gone,
+                hooks.wait_started,
+            )
+            .await;
             finish.complete(outcome);
         })
     }

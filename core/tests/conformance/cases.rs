@@ -311,6 +311,50 @@ pub async fn ttl_expiry_frees_an_abandoned_lease(h: &Harness) {
     next.release().await.unwrap();
 }
 
+/// With automatic renewal off, only the caller's renewals keep a lease: it
+/// ends at its TTL, reported lost, and polylock releases it on the backend
+/// — even where another lease of the same client, renewed automatically,
+/// keeps their shared renewal unit (a Consul session, a MongoDB renewal
+/// session) alive, so only that release can free the lock.
+pub async fn a_lease_the_caller_does_not_renew_ends_at_its_ttl(h: &Harness) {
+    let (name, other) = (h.name("by-caller"), h.name("by-caller-keep"));
+    let (a, b) = (h.client().await, h.client().await);
+    let kept = a
+        .lock(&other, mutex(2))
+        .unwrap()
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("a free lock");
+    let lock = a.lock(&name, mutex(2).auto_renew(false)).unwrap();
+    assert!(!lock.auto_renew());
+    let lease = lock.try_acquire().await.unwrap().expect("a free lock");
+    lease.renew().await.expect("the caller renews it");
+    let lost = tokio::time::timeout(WAIT, lease.lost())
+        .await
+        .expect("the unrenewed lease ends")
+        .expect("it ends lost, not released");
+    assert!(lost.reason.contains("not renewed"), "{}", lost.reason);
+    assert!(!lease.is_held());
+    let next = b
+        .lock(&name, mutex(15))
+        .unwrap()
+        .acquire(WAIT)
+        .await
+        .expect("polylock released the unrenewed lease");
+    if let (Some(old), Some(new)) = (lease.fencing_token(), next.fencing_token()) {
+        assert!(new > old, "token {new} after {old}");
+    }
+    assert!(kept.is_held(), "{:?}", kept.loss_reason());
+    assert_eq!(
+        lease.release().await.unwrap_err().kind(),
+        ErrorKind::Lost,
+        "a release after the end says why"
+    );
+    next.release().await.unwrap();
+    kept.release().await.unwrap();
+}
+
 pub async fn keeper_renews_held_leases(h: &Harness) {
     let name = h.name("renewal");
     let (client, mut events) = h.observed_client().await;

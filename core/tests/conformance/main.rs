@@ -52,6 +52,7 @@ macro_rules! suite {
                 limit_mismatch_is_an_error if semaphores,
                 ttl_expiry_frees_an_abandoned_lease,
                 keeper_renews_held_leases,
+                a_lease_the_caller_does_not_renew_ends_at_its_ttl,
                 lost_callback_fires_once_when_revoked,
                 double_release_is_an_error,
                 dropping_a_lease_releases_it,
