@@ -23,6 +23,10 @@ import polylock
 
 REPO = Path(__file__).resolve().parents[2]
 
+# run-tests.sh sets it to the wheel it installed into a fresh venv: the
+# suite then checks (test_installed.py) that it tests that installation.
+INSTALLED_WHEEL = os.environ.get("POLYLOCK_PYTHON_WHEEL")
+
 LDLM_SKIPPED_REASON = 'no LDLM server binary (POLYLOCK_TEST_LDLM_SKIPPED=1; see README "LDLM")'
 
 
@@ -133,13 +137,34 @@ def cargo_build(*args):
     assert built.returncode == 0, built.stderr
 
 
+def _prebuilt(var):
+    """The binary $VAR names (run-tests.sh builds it before the tests run
+    without cargo on PATH), or None when VAR is unset; a path that is not an
+    executable file fails."""
+    given = os.environ.get(var)
+    if not given:
+        return None
+    assert os.path.isfile(given) and os.access(given, os.X_OK), f"{var}={given}: not an executable file"
+    return given
+
+
 def polylock_cli():
     """The polylock CLI: $POLYLOCK_CLI, else built from cli/."""
-    given = os.environ.get("POLYLOCK_CLI")
+    given = _prebuilt("POLYLOCK_CLI")
     if given:
         return given
     cargo_build("-p", "polylock-cli")
     return str(cargo_target_dir() / "debug" / "polylock")
+
+
+def rust_contender():
+    """The Rust contender (examples/rust/contend.rs): $POLYLOCK_RUST_CONTENDER,
+    else built as polylock's `contend` example."""
+    given = _prebuilt("POLYLOCK_RUST_CONTENDER")
+    if given:
+        return given
+    cargo_build("-p", "polylock", "--example", "contend")
+    return str(cargo_target_dir() / "debug" / "examples" / "contend")
 
 
 def destroy_consul_session(url, session):

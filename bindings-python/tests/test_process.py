@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import polylock
-from conftest import cargo_build, cargo_target_dir, revoke, server_backends
+from conftest import revoke, rust_contender, server_backends
 
 
 def test_on_lost_runs_once_in_a_background_thread(server_url, name):
@@ -171,12 +171,11 @@ def contended_url(request):
 def test_mutual_exclusion_with_a_rust_contender(contended_url, name):
     url = contended_url
     fencing = polylock.Client(url).capabilities.fencing
-    cargo_build("-p", "polylock", "--example", "contend")
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"polylock-mixed-{os.getpid()}.log"
     log.unlink(missing_ok=True)
     rounds = 15
     contender = subprocess.Popen(
-        [str(cargo_target_dir() / "debug/examples/contend"), url, name, str(rounds), str(log)],
+        [rust_contender(), url, name, str(rounds), str(log)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
