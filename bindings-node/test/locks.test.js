@@ -2,7 +2,7 @@
 // The shared behaviours on every backend.
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
-const { Client, Lease, PolylockError } = require("..");
+const { Client, Lease, PolylockError } = require("polylock");
 const { backends, unique, needsUrl: needs } = require("./helpers");
 
 for (const [label, url, options, caps] of backends()) {
