@@ -9,7 +9,8 @@
 // and checked in CI.
 "use strict";
 
-const native = require("./polylock.node");
+// The addon: prebuilt for this platform, else built from source (native.js).
+const native = require("./native.js");
 
 /**
  * Every polylock failure. `code` is stable: LOCK_TIMEOUT, LOCK_LOST,

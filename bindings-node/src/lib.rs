@@ -1,4 +1,5 @@
-//! Node.js bindings for polylock: the native addon (`polylock.node`) behind
+//! Node.js bindings for polylock: the native addon (prebuilt as
+//! `polylock.<platform>.node`, or built from source as `polylock.node`) behind
 //! the `polylock` npm package, whose JavaScript layer (`index.js`) adds
 //! AbortSignal handling, `Symbol.asyncDispose`, async iteration and the
 //! lost-listener bookkeeping.

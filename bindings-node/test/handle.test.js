@@ -9,10 +9,8 @@ const assert = require("node:assert/strict");
 const { spawn } = require("node:child_process");
 const path = require("node:path");
 const readline = require("node:readline");
-const { Client, PolylockError } = require("..");
-const { backends, serverBackends, needsUrl, unique, consulUrl, revoke, within } = require("./helpers");
-
-const REPO = path.resolve(__dirname, "..", "..");
+const { Client, PolylockError } = require("polylock");
+const { REPO, backends, serverBackends, needsUrl, unique, consulUrl, revoke, within } = require("./helpers");
 
 /** A promise and its resolve function. */
 function signal() {
@@ -256,9 +254,9 @@ test("a client with a lock, a lost listener, a released lease and a watch is fre
 
 // Last in this file: it replaces the classes the addon constructs.
 test("a second copy of the module (require cache cleared) gets its own error and lease classes", async () => {
-  const first = require("..");
-  delete require.cache[require.resolve("..")];
-  const second = require("..");
+  const first = require("polylock");
+  delete require.cache[require.resolve("polylock")];
+  const second = require("polylock");
   assert.notEqual(second.PolylockError, first.PolylockError);
   const client = new second.Client(`memory://node-reload-${process.pid}`);
   const lock = client.lock(unique("reload"));

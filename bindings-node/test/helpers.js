@@ -7,11 +7,20 @@
 //
 // Tests gate backend differences on the client's capabilities (as the core
 // declares them), never on backend names.
+//
+// The tests load the package as its users do, `require("polylock")`: in the
+// source tree that is the package itself (its "exports" allow the
+// self-reference); bindings-node/run-tests.sh copies test/ into a scratch
+// project where the tarball is installed, so there it is
+// node_modules/polylock. There the repository is $POLYLOCK_REPO, and the
+// cargo-built helpers come in as $POLYLOCK_CLI and $POLYLOCK_CONTEND (no
+// cargo on that PATH).
 const { execFileSync } = require("node:child_process");
 const crypto = require("node:crypto");
 const path = require("node:path");
 
-const REPO = path.resolve(__dirname, "..", "..");
+/** The repository (tests/support/ and cargo builds): $POLYLOCK_REPO, else the tree around test/. */
+const REPO = process.env.POLYLOCK_REPO || path.resolve(__dirname, "..", "..");
 
 const LDLM_SKIPPED = 'no LDLM server binary (POLYLOCK_TEST_LDLM_SKIPPED=1; see README "LDLM")';
 
@@ -46,7 +55,7 @@ function backends() {
 function capabilitiesOf(url) {
   let asked;
   return () => {
-    asked ??= new (require("..").Client)(url).capabilities();
+    asked ??= new (require("polylock").Client)(url).capabilities();
     return asked;
   };
 }
@@ -115,6 +124,13 @@ function polylockCli() {
   return path.join(cargoTargetDir(), "debug", "polylock");
 }
 
+/** examples/rust/contend.rs, a Rust contender: $POLYLOCK_CONTEND, else built with cargo. */
+function contendBin() {
+  if (process.env.POLYLOCK_CONTEND) return process.env.POLYLOCK_CONTEND;
+  cargoBuild("-p", "polylock", "--example", "contend");
+  return path.join(cargoTargetDir(), "debug", "examples", "contend");
+}
+
 /**
  * Takes the lease `holder` of `name` away behind its holder's back: on
  * Consul by destroying its session, elsewhere with the polylock CLI
@@ -147,6 +163,7 @@ async function within(promise, ms, what) {
 }
 
 module.exports = {
+  REPO,
   backends,
   serverBackends,
   needsUrl,
@@ -156,6 +173,7 @@ module.exports = {
   cargoTargetDir,
   cargoBuild,
   polylockCli,
+  contendBin,
   revoke,
   within,
 };

@@ -5,7 +5,7 @@
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
 const path = require("node:path");
-const { Client, PolylockError } = require("..");
+const { Client, PolylockError } = require("polylock");
 const { ldlmSetting, unique, revoke, within } = require("./helpers");
 
 async function holdAndRelease(client) {

@@ -2,7 +2,7 @@
 // The shared behaviours on every backend.
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
-const { Client, Lease, PolylockError } = require("..");
+const { Client, Lease, PolylockError } = require("polylock");
 const { backends, unique, needsUrl: needs, within } = require("./helpers");
 
 for (const [label, url, options, caps] of backends()) {
@@ -81,10 +81,15 @@ for (const [label, url, options, caps] of backends()) {
     const lease = await lock.acquire({ timeout: 10000 });
     await lock.release();
     const seen = [];
-    for await (const event of events) {
-      seen.push([event.kind, event.holder]);
-      if (seen.length === 2) break;
-    }
+    const collect = async () => {
+      for await (const event of events) {
+        seen.push([event.kind, event.holder]);
+        if (seen.length === 2) break;
+      }
+    };
+    await within(collect(), 60000, "watch events").catch((error) => {
+      throw new Error(`${error.message}; seen: ${JSON.stringify(seen)}`);
+    });
     assert.deepEqual(seen, [["acquired", lease.holder], ["released", lease.holder]]);
   });
 

@@ -1,17 +1,18 @@
 "use strict";
 // Lost callbacks when a lease is taken away (Consul: its session destroyed;
 // LDLM, MongoDB: the polylock CLI releases it), watch streams, process
-// lifetime, a killed holder, a Rust contender, and the generated typings.
+// lifetime, a killed holder, a Rust contender.
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
 const { execFileSync, spawn } = require("node:child_process");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
-const { Client } = require("..");
-const { serverBackends, needsUrl, unique, cargoBuild, cargoTargetDir, revoke, within } = require("./helpers");
+const { Client } = require("polylock");
+const { serverBackends, needsUrl, unique, contendBin, revoke, within } = require("./helpers");
 
-const PACKAGE = path.resolve(__dirname, "..");
+/** The entry point the tests load (child processes require it by path). */
+const PACKAGE = require.resolve("polylock");
 
 for (const [label, url, options, caps] of serverBackends()) {
   test(`${label}: onLost fires once when the lease is taken away`, options, async () => {
@@ -105,12 +106,12 @@ test("lost callbacks do not keep the process alive", () => {
 for (const [label, url, options, caps] of serverBackends().filter(([label]) => label === "consul" || label === "ldlm")) {
   test(`${label}: mutual exclusion with a Rust contender`, options, async () => {
     needsUrl(label, url);
-    cargoBuild("-p", "polylock", "--example", "contend");
+    const contend = contendBin();
     const name = unique("mixed");
     const log = path.join(os.tmpdir(), `polylock-node-mixed-${process.pid}.log`);
     fs.rmSync(log, { force: true });
     const rounds = 15;
-    const rust = spawn(path.join(cargoTargetDir(), "debug/examples/contend"), [url, name, String(rounds), log], { stdio: "inherit" });
+    const rust = spawn(contend, [url, name, String(rounds), log], { stdio: "inherit" });
     const exited = new Promise((resolve) => rust.on("exit", resolve));
     const lock = new Client(url).lock(name);
     for (let i = 0; i < rounds; i++) {
@@ -136,12 +137,3 @@ for (const [label, url, options, caps] of serverBackends().filter(([label]) => l
     fs.rmSync(log);
   });
 }
-
-test("index.d.ts is what tsc generates from index.js", () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), "polylock-types-"));
-  const tsc = path.join(PACKAGE, "node_modules", "typescript", "bin", "tsc");
-  execFileSync(process.execPath, [tsc, "-p", path.join(PACKAGE, "tsconfig.types.json"), "--outDir", out], { cwd: PACKAGE });
-  const generated = fs.readFileSync(path.join(out, "index.d.ts"), "utf8");
-  fs.rmSync(out, { recursive: true });
-  assert.equal(fs.readFileSync(path.join(PACKAGE, "index.d.ts"), "utf8"), generated, "index.d.ts is stale: run npm run types and copy types-out/index.d.ts");
-});

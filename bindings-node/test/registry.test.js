@@ -2,7 +2,7 @@
 // The name registry from Node, on every backend.
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
-const { Client } = require("..");
+const { Client } = require("polylock");
 const { backends, unique, needsUrl } = require("./helpers");
 
 for (const [label, url, options, caps] of backends()) {
