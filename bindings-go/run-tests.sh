@@ -18,6 +18,19 @@ export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PAT
 export POLYLOCK_CLI="$prefix/bin/polylock"
 export POLYLOCK_CUT_PROXY="$root/tests/support/cut_proxy.py"
 export CGO_ENABLED=1 GOFLAGS=-mod=mod
+# Go's build cache keeps a cgo package's link flags without keying them on
+# pkg-config's answer, so a package built earlier against another
+# libpolylock would be linked as it was: naming this prefix in the CGO_*
+# variables (which are keyed) makes go build it against this one.
+export CGO_CFLAGS="-g -O2 -I$prefix/include" CGO_LDFLAGS="-Wl,-rpath,$prefix/lib"
 cd "$root/bindings-go"
 "$root/tests/support/without-rust.sh" go vet ./...
+# The test binaries load the unpacked library, no other.
+"$root/tests/support/without-rust.sh" go test -race -c -o "$prefix/client.test" ./client
+loaded=$(ldd "$prefix/client.test" | awk '$1 == "libpolylock.so" { print $3 }')
+if [ "$(readlink -f "$loaded")" != "$(readlink -f "$prefix/lib/libpolylock.so")" ]; then
+  echo "go: the tests would load libpolylock from ${loaded:-nowhere}, not $prefix/lib" >&2
+  exit 1
+fi
+echo "go: the tests load $loaded"
 exec "$root/tests/support/without-rust.sh" go test -count=1 -race -v ./...
