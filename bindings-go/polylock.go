@@ -48,6 +48,7 @@ type Error struct {
 	status  C.polylock_status
 }
 
+// Error is the message polylock gave (never a password or token).
 func (e *Error) Error() string { return e.Message }
 
 // Is makes errors.Is(err, ErrLockWaitTimeout) and friends work.

@@ -2,7 +2,8 @@ package client_test
 
 // Where the client tests run: memory:// always, and with their URLs set
 // (tests/with-servers.sh sets them) a real LDLM server addressed as go-ldlm
-// does ("host:port" from POLYLOCK_TEST_LDLM_URL), Consul
+// does ("host:port" from POLYLOCK_TEST_LDLM_URL) and by its polylock URL,
+// Consul
 // (POLYLOCK_TEST_CONSUL_URL) and FerretDB (POLYLOCK_TEST_FERRETDB_URL) by
 // their polylock URLs in Config.Address. In CI (CI=true) a missing URL
 // fails, except LDLM's when POLYLOCK_TEST_LDLM_SKIPPED=1 (no LDLM server
@@ -54,6 +55,7 @@ func backends(t *testing.T) []backend {
 	return []backend{
 		{name: "memory", address: fmt.Sprintf("memory://go-client-%d", os.Getpid())},
 		{name: "ldlm", address: hostPort(ldlm), skip: ldlmSkip},
+		{name: "ldlm-url", address: ldlm, skip: ldlmSkip},
 		{name: "consul", address: consul, skip: consulSkip},
 		{name: "ferretdb", address: ferret, skip: ferretSkip},
 	}
