@@ -27,7 +27,7 @@ phases=(
   "node:node:bash bindings-node/run-tests.sh"
   "c-abi:c:bash bindings-c/tests/run-c-tests.sh"
   "ruby:minitest:bash examples/ruby/run-tests.sh"
-  "go:go:bash examples/go/run-tests.sh"
+  "go:go:bash bindings-go/run-tests.sh"
   "mixed:mixed:bash tests/mixed/run.sh"
 )
 work=$(mktemp -d "${TMPDIR:-/tmp}/polylock-suite.XXXXXX")

@@ -567,3 +567,36 @@ func TestAnUnlockThatFailedCanBeRetried(t *testing.T) {
 	}
 	next.Unlock(ctx)
 }
+
+// NoAutoRenew: the caller's Renew keeps the lease; left unrenewed it ends
+// at its TTL and is reported lost, saying it was not renewed.
+func TestNoAutoRenewLeaseEndsUnlessRenewed(t *testing.T) {
+	if !CanDisableAutoRenew() {
+		t.Skip("NoAutoRenew: the installed libpolylock has no polylock_lock_set_auto_renew yet (announced on main)")
+	}
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		l, err := connect(t, b.url).Lock(ctx, unique("manual"), &LockOptions{LockTimeoutSeconds: 2, NoAutoRenew: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lost := make(chan LostEvent, 2)
+		if err := l.OnLost(func(e LostEvent) { lost <- e }); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Renew(ctx); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case event := <-lost:
+			if !strings.Contains(event.Reason, "renew") {
+				t.Fatalf("reason: %q", event.Reason)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("the unrenewed lease was not lost within 60 s")
+		}
+		if err := l.Unlock(ctx); !errors.Is(err, ErrLockLost) {
+			t.Fatalf("unlock after the lease ended: %v", err)
+		}
+	})
+}

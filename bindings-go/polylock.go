@@ -1,10 +1,15 @@
-// Package polylock is a cgo binding of polylock's C ABI with the shape of
-// go-ldlm's client: Lock, TryLock, Unlock, Renew, with wait and lock
-// timeouts and a size (semaphore limit) as options.
+// Package polylock is polylock's Go binding: distributed locks and
+// semaphores over memory://, consul://, mongodb:// and ldlm:// through cgo
+// and polylock's C library (libpolylock). Lock, TryLock, Unlock and Renew
+// take wait and lock timeouts and a size (semaphore limit) as options; a
+// Lock's lease is renewed in the background until Unlock, unless
+// NoAutoRenew says the caller renews it.
 //
-// Build the library first (cargo build -p polylock-c --release) and point
-// pkg-config at it: PKG_CONFIG_PATH=target/release (polylock.pc is written
-// next to the library).
+// cgo finds the installed C package through pkg-config: unpack
+// polylock-VERSION-x86_64-linux-gnu.tar.gz (built by bindings-c/package.sh)
+// under a prefix and set PKG_CONFIG_PATH=PREFIX/lib/pkgconfig; its
+// polylock.pc carries an rpath, so the program finds libpolylock.so at run
+// time. The subpackage client has go-ldlm's client API on top of this one.
 package polylock
 
 /*
@@ -15,6 +20,11 @@ package polylock
 extern void polylockGoLost(void *user_data, polylock_lost_event *event);
 extern void polylockGoFree(void *user_data);
 extern void polylockGoWaitStarted(void *user_data);
+
+// Leases the caller renews (announced for the C ABI): declared weak so that
+// a library without it still links, and the Go side says so at run time.
+extern polylock_status polylock_lock_set_auto_renew(polylock_lock *lock, bool auto_renew) __attribute__((weak));
+static int polylockHasSetAutoRenew(void) { return polylock_lock_set_auto_renew != 0; }
 */
 import "C"
 
@@ -38,6 +48,7 @@ type Error struct {
 	status  C.polylock_status
 }
 
+// Error is the message polylock gave (never a password or token).
 func (e *Error) Error() string { return e.Message }
 
 // Is makes errors.Is(err, ErrLockWaitTimeout) and friends work.
@@ -59,6 +70,14 @@ var (
 	ErrClosed          = &Error{Code: "invalid_handle", status: C.POLYLOCK_INVALID_HANDLE}
 	ErrCancelled       = &Error{Code: "cancelled", status: C.POLYLOCK_CANCELLED}
 )
+
+// ErrUnsupported: the installed libpolylock lacks a call this option needs
+// (LockOptions.NoAutoRenew needs polylock_lock_set_auto_renew).
+var ErrUnsupported = errors.New("polylock: the installed libpolylock has no polylock_lock_set_auto_renew (LockOptions.NoAutoRenew needs a newer C package)")
+
+// CanDisableAutoRenew says whether the installed libpolylock supports
+// LockOptions.NoAutoRenew.
+func CanDisableAutoRenew() bool { return C.polylockHasSetAutoRenew() != 0 }
 
 // check turns a status into an error. The last error is thread-local, so
 // the caller must hold its OS thread (runtime.LockOSThread) around the call
@@ -125,6 +144,12 @@ type LockOptions struct {
 	LockTimeoutSeconds int32
 	// Size is the semaphore limit; 0 or 1 is a mutex.
 	Size int32
+	// NoAutoRenew: polylock does not renew the lease; the caller does
+	// (Lock.Renew) before its TTL (LockTimeoutSeconds) runs out, counted
+	// from the grant or the last renewal, or the lease ends and is
+	// reported lost. ErrUnsupported when the installed libpolylock predates
+	// polylock_lock_set_auto_renew.
+	NoAutoRenew bool
 	// OnWaitStarted, if set, is called once when Lock starts waiting
 	// because the lock is busy (on LDLM, whose server waits, as soon as the
 	// waiting call is sent), on one of polylock's threads: it must return
@@ -220,6 +245,16 @@ func (c *Client) newLock(name string, opts *LockOptions) (*Lock, error) {
 		return nil, err
 	}
 	l := &Lock{Name: name, ptr: ptr}
+	if opts.NoAutoRenew {
+		if !CanDisableAutoRenew() {
+			C.polylock_lock_free(ptr)
+			return nil, ErrUnsupported
+		}
+		if err := call(func() C.polylock_status { return C.polylock_lock_set_auto_renew(ptr, false) }); err != nil {
+			C.polylock_lock_free(ptr)
+			return nil, err
+		}
+	}
 	runtime.SetFinalizer(l, func(l *Lock) { l.free() })
 	return l, nil
 }
@@ -342,7 +377,8 @@ func (l *Lock) Unlock(ctx context.Context) error {
 	return err
 }
 
-// Renew renews the lease now (polylock also renews it on its own).
+// Renew renews the lease now: for its TTL from now (polylock also renews
+// it on its own unless LockOptions.NoAutoRenew).
 func (l *Lock) Renew(ctx context.Context) error {
 	return l.do(func(p *C.polylock_lock) C.polylock_status { return C.polylock_renew(p) })
 }

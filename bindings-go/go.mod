@@ -1,0 +1,3 @@
+module github.com/polylock/polylock/bindings-go
+
+go 1.21

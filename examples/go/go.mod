@@ -1,3 +1,0 @@
-module github.com/polylock/polylock/examples/go
-
-go 1.21
