@@ -102,6 +102,52 @@ module MutexBehaviour
     assert_raises(Polylock::InvalidArgumentError) { Polylock::Client.new("nope://") }
   end
 
+  def test_lusnoc_surface_before_during_and_after_a_lease
+    mx = mutex(unique("surface"))
+    assert_equal 15, mx.ttl
+    assert_equal mx.name, mx.key
+    refute mx.locked?
+    refute mx.owned?
+    refute mx.live?
+    refute mx.expired?
+    assert_nil mx.session_id
+    assert_raises(Polylock::NotHeldError) { mx.live! }
+    assert_raises(Polylock::NotHeldError) { mx.renew }
+    mx.synchronize(timeout: 10) do |held|
+      assert_same mx, held
+      assert held.owned?
+      refute Thread.new { held.owned? }.value, "another thread does not own it"
+      assert Thread.new { held.locked? }.value, "but sees it locked"
+      assert held.live?
+      refute held.expired?
+      assert_same held, held.live!
+      assert_equal held.holder, held.session_id
+      refute_empty held.session_id
+      assert_same held, held.renew
+      assert_operator held.time_to_expiration, :>, 0
+    end
+    refute mx.owned?
+    refute mx.expired?, "a released lease did not expire"
+    assert_raises(Polylock::NotHeldError) { mx.live! }
+    assert_equal 0.0, mx.time_to_expiration
+  end
+
+  def test_bad_keys_ttls_values_and_timeouts_raise_typed_errors
+    [nil, 42, "", "/leading", "a//b", "x" * 300].each do |key|
+      error = assert_raises(Polylock::InvalidArgumentError, key.inspect) { mutex(key) }
+      assert_equal :invalid_argument, error.code
+    end
+    [0, 0.5, -1, 86_401, "20", nil, Float::NAN].each do |ttl|
+      assert_raises(Polylock::InvalidArgumentError, ttl.inspect) { Polylock::Mutex.new("x", url: url, ttl: ttl) }
+    end
+    assert_raises(Polylock::InvalidArgumentError) { mutex(unique("v"), value: Float::NAN) }
+    assert_raises(Polylock::InvalidArgumentError) { mutex(unique("v"), limit: 0) }
+    assert_raises(Polylock::InvalidArgumentError) { mutex(unique("v"), auto_renew: "yes") }
+    assert_raises(Polylock::InvalidArgumentError) { mutex(unique("t")).lock(timeout: -1) }
+    assert_raises(Polylock::InvalidArgumentError) { Polylock::Client.new(nil) }
+    assert mutex(unique("v"), value: { "time" => "now" }).try_lock, "a Hash value is JSON-encoded"
+  end
+
   def test_threads_never_overlap
     name = unique("threads")
     inside = 0
@@ -137,6 +183,11 @@ module LostBehaviour
       assert_same mx, who
       refute_empty reason
       refute mx.locked?
+      refute mx.owned?
+      refute mx.live?
+      assert mx.expired?
+      assert_raises(Polylock::ExpiredError) { mx.live! }
+      assert_raises(Polylock::ExpiredError) { mx.renew }
     end
     flunk "unlock after loss must raise"
   rescue Polylock::ExpiredError => e
