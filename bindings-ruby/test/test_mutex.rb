@@ -230,6 +230,23 @@ class MemoryMutexTest < Minitest::Test
   def fencing?
     true
   end
+
+  # auto_renew: false: the caller renews; unrenewed, the lease ends at its TTL.
+  def test_auto_renew_false_leases_end_at_their_ttl_unless_renewed
+    unless Polylock::Native.manual_renewal?
+      error = assert_raises(Polylock::InvalidArgumentError) { mutex(unique("manual"), auto_renew: false) }
+      assert_match(/polylock_lock_set_auto_renew/, error.message)
+      skip "libpolylock has no polylock_lock_set_auto_renew yet: auto_renew: false is refused (checked)"
+    end
+    mx = Polylock::Mutex.new(unique("manual"), url: url, ttl: 1, auto_renew: false)
+    lost = Queue.new
+    mx.on_mutex_lost { |_, reason| lost << reason }
+    assert mx.try_lock
+    mx.renew
+    assert_match(/renew/i, Timeout.timeout(30) { lost.pop })
+    assert mx.expired?
+    assert_raises(Polylock::ExpiredError) { mx.unlock }
+  end
 end
 
 class ConsulMutexTest < Minitest::Test
