@@ -220,6 +220,37 @@ class StatusTest < Minitest::Test
   end
 end
 
+# The backend URL when none is given.
+class DefaultUrlTest < Minitest::Test
+  def with_env(vars)
+    saved = ENV.to_h.slice(*vars.keys)
+    vars.each { |k, v| v.nil? ? ENV.delete(k) : ENV[k] = v }
+    yield
+  ensure
+    vars.each_key { |k| saved.key?(k) ? ENV[k] = saved[k] : ENV.delete(k) }
+  end
+
+  def test_polylock_url_then_consul_http_addr_then_the_fallback
+    with_env("POLYLOCK_URL" => nil, "CONSUL_HTTP_ADDR" => nil) do
+      assert_equal "memory://", Polylock.default_url
+      assert_equal "consul://", Polylock.default_url("consul://")
+    end
+    with_env("POLYLOCK_URL" => nil, "CONSUL_HTTP_ADDR" => "127.0.0.1:1") do
+      assert_equal "consul://", Polylock.default_url
+    end
+    with_env("POLYLOCK_URL" => "memory://x", "CONSUL_HTTP_ADDR" => "127.0.0.1:1") do
+      assert_equal "memory://x", Polylock.default_url
+      assert Polylock::Mutex.new("default-url").try_lock
+    end
+  end
+
+  def test_inspect_shows_no_url
+    client = Polylock::Client.new("memory://user:s3cret@x")
+    refute_includes client.inspect, "s3cret"
+    refute_includes Polylock::Mutex.new("inspect", client: client).inspect, "s3cret"
+  end
+end
+
 class MemoryMutexTest < Minitest::Test
   include MutexBehaviour
 
