@@ -26,7 +26,7 @@ phases=(
   "python:pytest:bash bindings-python/run-tests.sh"
   "node:node:bash bindings-node/run-tests.sh"
   "c-abi:c:bash bindings-c/tests/run-c-tests.sh"
-  "ruby:minitest:bash examples/ruby/run-tests.sh"
+  "ruby:minitest:bash bindings-ruby/run-tests.sh"
   "go:go:bash bindings-go/run-tests.sh"
   "mixed:mixed:bash tests/mixed/run.sh"
 )

@@ -102,6 +102,52 @@ module MutexBehaviour
     assert_raises(Polylock::InvalidArgumentError) { Polylock::Client.new("nope://") }
   end
 
+  def test_lusnoc_surface_before_during_and_after_a_lease
+    mx = mutex(unique("surface"))
+    assert_equal 15, mx.ttl
+    assert_equal mx.name, mx.key
+    refute mx.locked?
+    refute mx.owned?
+    refute mx.live?
+    refute mx.expired?
+    assert_nil mx.session_id
+    assert_raises(Polylock::NotHeldError) { mx.live! }
+    assert_raises(Polylock::NotHeldError) { mx.renew }
+    mx.synchronize(timeout: 10) do |held|
+      assert_same mx, held
+      assert held.owned?
+      refute Thread.new { held.owned? }.value, "another thread does not own it"
+      assert Thread.new { held.locked? }.value, "but sees it locked"
+      assert held.live?
+      refute held.expired?
+      assert_same held, held.live!
+      assert_equal held.holder, held.session_id
+      refute_empty held.session_id
+      assert_same held, held.renew
+      assert_operator held.time_to_expiration, :>, 0
+    end
+    refute mx.owned?
+    refute mx.expired?, "a released lease did not expire"
+    assert_raises(Polylock::NotHeldError) { mx.live! }
+    assert_equal 0.0, mx.time_to_expiration
+  end
+
+  def test_bad_keys_ttls_values_and_timeouts_raise_typed_errors
+    [nil, 42, "", "/leading", "a//b", "x" * 300].each do |key|
+      error = assert_raises(Polylock::InvalidArgumentError, key.inspect) { mutex(key) }
+      assert_equal :invalid_argument, error.code
+    end
+    [0, 0.5, -1, 86_401, "20", nil, Float::NAN].each do |ttl|
+      assert_raises(Polylock::InvalidArgumentError, ttl.inspect) { Polylock::Mutex.new("x", url: url, ttl: ttl) }
+    end
+    assert_raises(Polylock::InvalidArgumentError) { mutex(unique("v"), value: Float::NAN) }
+    assert_raises(Polylock::InvalidArgumentError) { mutex(unique("v"), limit: 0) }
+    assert_raises(Polylock::InvalidArgumentError) { mutex(unique("v"), auto_renew: "yes") }
+    assert_raises(Polylock::InvalidArgumentError) { mutex(unique("t")).lock(timeout: -1) }
+    assert_raises(Polylock::InvalidArgumentError) { Polylock::Client.new(nil) }
+    assert mutex(unique("v"), value: { "time" => "now" }).try_lock, "a Hash value is JSON-encoded"
+  end
+
   def test_threads_never_overlap
     name = unique("threads")
     inside = 0
@@ -137,6 +183,11 @@ module LostBehaviour
       assert_same mx, who
       refute_empty reason
       refute mx.locked?
+      refute mx.owned?
+      refute mx.live?
+      assert mx.expired?
+      assert_raises(Polylock::ExpiredError) { mx.live! }
+      assert_raises(Polylock::ExpiredError) { mx.renew }
     end
     flunk "unlock after loss must raise"
   rescue Polylock::ExpiredError => e
@@ -169,6 +220,37 @@ class StatusTest < Minitest::Test
   end
 end
 
+# The backend URL when none is given.
+class DefaultUrlTest < Minitest::Test
+  def with_env(vars)
+    saved = ENV.to_h.slice(*vars.keys)
+    vars.each { |k, v| v.nil? ? ENV.delete(k) : ENV[k] = v }
+    yield
+  ensure
+    vars.each_key { |k| saved.key?(k) ? ENV[k] = saved[k] : ENV.delete(k) }
+  end
+
+  def test_polylock_url_then_consul_http_addr_then_the_fallback
+    with_env("POLYLOCK_URL" => nil, "CONSUL_HTTP_ADDR" => nil) do
+      assert_equal "memory://", Polylock.default_url
+      assert_equal "consul://", Polylock.default_url("consul://")
+    end
+    with_env("POLYLOCK_URL" => nil, "CONSUL_HTTP_ADDR" => "127.0.0.1:1") do
+      assert_equal "consul://", Polylock.default_url
+    end
+    with_env("POLYLOCK_URL" => "memory://x", "CONSUL_HTTP_ADDR" => "127.0.0.1:1") do
+      assert_equal "memory://x", Polylock.default_url
+      assert Polylock::Mutex.new("default-url").try_lock
+    end
+  end
+
+  def test_inspect_shows_no_url
+    client = Polylock::Client.new("memory://user:s3cret@x")
+    refute_includes client.inspect, "s3cret"
+    refute_includes Polylock::Mutex.new("inspect", client: client).inspect, "s3cret"
+  end
+end
+
 class MemoryMutexTest < Minitest::Test
   include MutexBehaviour
 
@@ -178,6 +260,23 @@ class MemoryMutexTest < Minitest::Test
 
   def fencing?
     true
+  end
+
+  # auto_renew: false: the caller renews; unrenewed, the lease ends at its TTL.
+  def test_auto_renew_false_leases_end_at_their_ttl_unless_renewed
+    unless Polylock::Native.manual_renewal?
+      error = assert_raises(Polylock::InvalidArgumentError) { mutex(unique("manual"), auto_renew: false) }
+      assert_match(/polylock_lock_set_auto_renew/, error.message)
+      skip "libpolylock has no polylock_lock_set_auto_renew yet: auto_renew: false is refused (checked)"
+    end
+    mx = Polylock::Mutex.new(unique("manual"), url: url, ttl: 1, auto_renew: false)
+    lost = Queue.new
+    mx.on_mutex_lost { |_, reason| lost << reason }
+    assert mx.try_lock
+    mx.renew
+    assert_match(/renew/i, Timeout.timeout(30) { lost.pop })
+    assert mx.expired?
+    assert_raises(Polylock::ExpiredError) { mx.unlock }
   end
 end
 
