@@ -192,6 +192,13 @@ declare namespace MDL {
     once(event: string | symbol, listener: (...args: any[]) => void): this;
   }
 
+  /**
+   * The polylock URL MDL connects to for `opts` (url, db, coll): for the
+   * polylock CLI or polylock's own `new Client(url)`, where a DLock of id
+   * X is the lock X on MongoDB (elsewhere `<db>/<coll>/X` when db or coll
+   * is given). Throws a PolylockError (INVALID_ARGUMENT) for bad options.
+   */
+  function polylock_url(opts?: Options): string;
   /** polylock's error class (`err.code`: INVALID_ARGUMENT, USAGE, ABORTED, …). */
   const PolylockError: typeof PolylockErrorClass;
   /** MDL itself, for `const { MDL } = require("polylock/mongo-dlock")`. */

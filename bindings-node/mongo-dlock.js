@@ -270,6 +270,12 @@ class MongoDLock {
     this._abort = new AbortController();
     /** @private */
     this._closed = false;
+    /**
+     * The DLocks holding or acquiring a lease, held strongly (the topics
+     * hold DLocks weakly): a DLock the program dropped keeps its lock.
+     * @private @type {Set<DLock>}
+     */
+    this._busy = new Set();
   }
 
   /**
@@ -316,10 +322,9 @@ class MongoDLock {
     if (!this._closed) {
       this._closed = true;
       this._abort.abort();
-      for (const topic of this._topics.values()) {
-        for (const ref of topic.dlocks) ref.deref()?._abandon();
-        topic.close();
-      }
+      for (const dlock of this._busy) dlock._abandon();
+      this._busy.clear();
+      for (const topic of this._topics.values()) topic.close();
       this._topics.clear();
     }
     if (cb) deliver(cb, null);
@@ -355,6 +360,7 @@ class DLock extends EventEmitter {
     /** @private The holder id of the last lease taken. */
     this._holder = "";
     this._lock.onLost((event) => {
+      this._idle();
       this.emit("lost", { id: topic.id, holder: event.holder, fencing_token: event.fencingToken ?? null, reason: event.reason });
     });
   }
@@ -395,11 +401,16 @@ class DLock extends EventEmitter {
     checkCallback(cb, "lock");
     if (this._factory._closed) return deliver(cb, closed());
     if (this._lock.isHeld || this._lock.isAcquiring) return deliver(cb, null, false);
+    this._factory._busy.add(this);
     this._topic.ready
       .then(() => this._lock.tryAcquire())
       .then(
         (lease) => this._granted(cb, lease),
-        (error) => (error.code === "USAGE" ? deliver(cb, null, false) : deliver(cb, error)),
+        (error) => {
+          this._idle();
+          if (error.code === "USAGE") deliver(cb, null, false); // a concurrent call of this DLock
+          else deliver(cb, error);
+        },
       );
   }
 
@@ -417,9 +428,11 @@ class DLock extends EventEmitter {
     if (this._factory._closed) return deliver(cb, closed());
     if (this._lock.isHeld || this._lock.isAcquiring) return deliver(cb, null, false);
     const signal = this._factory._abort.signal;
+    this._factory._busy.add(this);
     this._topic.ready.then(() => this._wait(signal)).then(
       (lease) => this._granted(cb, lease),
       (error) => {
+        this._idle();
         if (error.code === "USAGE" && !this._factory._closed) deliver(cb, null, false);
         else if (error.code === "ABORTED") deliver(cb, new PolylockError("ABORTED", `wait_lock of "${this.id()}" ended: its MDL was closed`));
         else deliver(cb, error);
@@ -451,7 +464,8 @@ class DLock extends EventEmitter {
    * @param {import("./index.js").Lease | null} lease
    */
   _granted(cb, lease) {
-    if (lease) {
+    if (!lease) this._idle();
+    else {
       this._holder = lease.holder;
       if (this._factory._closed) this._abandon();
       else if (!this._factory.distributed_events) this._topic.emit(this._event(true, "acquired", lease.fencingToken));
@@ -483,10 +497,15 @@ class DLock extends EventEmitter {
     const token = this._lock.fencingToken;
     this._lock.release().then(
       () => {
+        this._idle();
         if (!this._factory.distributed_events) this._topic.emit(this._event(false, "released", token));
         deliver(done, null, true);
       },
-      (error) => (NOT_HOLDING.has(error.code) ? deliver(done, null, false) : deliver(done, error)),
+      (error) => {
+        if (!NOT_HOLDING.has(error.code)) return deliver(done, error); // still held (CONNECTION): retry
+        this._idle();
+        deliver(done, null, false);
+      },
     );
   }
 
@@ -514,6 +533,15 @@ class DLock extends EventEmitter {
   subscribed(cb) {
     checkCallback(cb, "subscribed");
     this._topic.ready.then(() => deliver(cb, null), (error) => deliver(cb, error));
+  }
+
+  /**
+   * Lets the factory drop its strong reference, unless a lease or an
+   * acquisition is under way.
+   * @private
+   */
+  _idle() {
+    if (!this._lock.isHeld && !this._lock.isAcquiring) this._factory._busy.delete(this);
   }
 
   /**
@@ -546,6 +574,16 @@ function MDL(opts, cb) {
     (error) => deliver(cb, error),
   );
 }
+
+/**
+ * The polylock URL MDL connects to for `opts` (url, db, coll), e.g. for
+ * the polylock CLI or `new Client(url)` of polylock's own API (on MongoDB a
+ * lock's name there is its id; elsewhere `<db>/<coll>/<id>` when db or coll
+ * is given). Throws a PolylockError (INVALID_ARGUMENT) for bad options.
+ * @param {Record<string, unknown> | undefined} opts
+ * @returns {string}
+ */
+MDL.polylock_url = (opts) => factorySettings(opts).url;
 
 MDL.MDL = MDL;
 MDL.MongoDLock = MongoDLock;
