@@ -148,7 +148,13 @@ declare namespace MDL {
     close(cb?: (err: Error | null) => void): void;
   }
 
-  /** A distributed lock (an EventEmitter: `lock`, `unlock`, `lost`). */
+  /**
+   * A distributed lock (an EventEmitter: `lock`, `unlock`, `lost`). The
+   * DLocks of one id in a factory share one subscription to the id's
+   * events, made when the first `lock` / `unlock` listener is added (or
+   * `subscribed` is called) and ended when they are all collected or the
+   * factory is closed.
+   */
   class DLock extends EventEmitter {
     private constructor();
     /** The lock's id. */
@@ -179,6 +185,7 @@ declare namespace MDL {
     /** Renews the lease now (polylock's extra): res false if not held. */
     refresh(cb: (err: Error | null, res?: boolean) => void): void;
     /**
+     * Subscribes (if no `lock` / `unlock` listener did yet) and calls
      * `cb(null)` once this DLock sees every lock/unlock event of its id
      * (lock and wait_lock wait for this themselves).
      */

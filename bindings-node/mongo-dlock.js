@@ -170,8 +170,9 @@ function checkCallback(cb, what) {
 const NOT_HOLDING = new Set(["NOT_HELD", "LOCK_LOST"]);
 
 /**
- * The DLocks of one lock name in one factory, and their shared
- * subscription to the name's distributed events.
+ * The DLocks of one lock name in one factory (held weakly), and their
+ * shared subscription to the name's distributed events, started when the
+ * first `lock` / `unlock` listener is added to one of them.
  * @private
  */
 class Topic {
@@ -185,20 +186,39 @@ class Topic {
     /** @type {Set<WeakRef<DLock>>} */
     this.dlocks = new Set();
     this.id = id;
+    /** @private */
+    this.client = client;
+    /** @private */
+    this.name = name;
+    /** @private */
+    this.distributed = distributed;
     /** @type {import("./index.js").LockEvents | null} */
-    this.events = distributed ? client.watch(name) : null;
-    /** Resolves once the subscription sees every change. @type {Promise<void>} */
-    this.ready = this.events ? this.events.ready() : Promise.resolve();
+    this.events = null;
+    /** Resolves once the subscription (if any) sees every change. @type {Promise<void>} */
+    this.ready = Promise.resolve();
+    this.closed = false;
+  }
+
+  /** Subscribes to the name's events (once; not without an event stream). */
+  start() {
+    if (this.events || !this.distributed || this.closed) return;
+    const events = (this.events = this.client.watch(this.name));
+    this.ready = events.ready();
     this.ready.catch(() => {});
     // Read only once ready: the addon's ready() waits behind a pending
     // next(). The stream keeps what arrives meanwhile.
-    const events = this.events;
-    if (events) this.ready.then(() => this.pump(events), () => {});
+    this.ready.then(() => this.pump(events), () => {});
   }
 
   /** @param {DLock} dlock */
   add(dlock) {
     this.dlocks.add(new WeakRef(dlock));
+  }
+
+  /** Forgets collected DLocks; how many live. @returns {number} */
+  prune() {
+    for (const ref of this.dlocks) if (!ref.deref()) this.dlocks.delete(ref);
+    return this.dlocks.size;
   }
 
   /**
@@ -236,6 +256,7 @@ class Topic {
 
   /** Ends the subscription. */
   close() {
+    this.closed = true;
     this.events?.return().catch(() => {});
   }
 }
@@ -276,6 +297,17 @@ class MongoDLock {
      * @private @type {Set<DLock>}
      */
     this._busy = new Set();
+    /**
+     * Ends a name's subscription once its last DLock was collected.
+     * @private @type {FinalizationRegistry<string>}
+     */
+    this._gone = new FinalizationRegistry((name) => {
+      const topic = this._topics.get(name);
+      if (topic && topic.prune() === 0) {
+        topic.close();
+        this._topics.delete(name);
+      }
+    });
   }
 
   /**
@@ -305,6 +337,7 @@ class MongoDLock {
     }
     const dlock = new DLock(this, topic, name, lockSettings(o, this._settings.lock));
     topic.add(dlock);
+    this._gone.register(dlock, name);
     return dlock;
   }
 
@@ -335,7 +368,10 @@ class MongoDLock {
  * One distributed lock (mongo-dlock's DLock): a polylock Lock with TTL
  * exp_delta. An EventEmitter: `lock` and `unlock` with `{ id, locked, kind,
  * holder, fencing_token }` for every acquisition and release of its id by
- * any process (see MongoDLock.distributed_events), and `lost` with `{ id,
+ * any process (see MongoDLock.distributed_events; the DLocks of an id in a
+ * factory share one subscription, made when the first `lock` / `unlock`
+ * listener is added and ended when they are all collected or the factory
+ * is closed), and `lost` with `{ id,
  * holder, fencing_token, reason }` when a lease this DLock held ended
  * without unlock (not renewed in time, or taken away).
  */
@@ -357,6 +393,9 @@ class DLock extends EventEmitter {
     this._settings = settings;
     /** @private */
     this._lock = factory.client.lock(name, { ttl: settings.exp_delta, autoRenew: settings.autorefresh });
+    this.on("newListener", (event) => {
+      if (event === "lock" || event === "unlock") topic.start();
+    });
     /** @private The holder id of the last lease taken. */
     this._holder = "";
     this._lock.onLost((event) => {
@@ -525,13 +564,15 @@ class DLock extends EventEmitter {
   }
 
   /**
-   * Calls `cb(null)` once this DLock's subscription sees every lock/unlock
-   * event of its id (polylock's `LockEvents.ready`; on Consul one round trip
-   * after the DLock was made). lock and wait_lock wait for it themselves.
+   * Subscribes (if no `lock` / `unlock` listener did yet) and calls
+   * `cb(null)` once this DLock sees every lock/unlock event of its id
+   * (polylock's `LockEvents.ready`; on Consul one round trip after the
+   * subscription). lock and wait_lock wait for it themselves.
    * @param {(err: Error | null) => void} cb
    */
   subscribed(cb) {
     checkCallback(cb, "subscribed");
+    this._topic.start();
     this._topic.ready.then(() => deliver(cb, null), (error) => deliver(cb, error));
   }
 

@@ -417,3 +417,29 @@ test("a DLock the program dropped keeps its lock until unlocked or closed", asyn
   const other = await factory(t, { url });
   assert.equal(await call((cb) => other.dlock("dropped").lock(cb)), false);
 });
+
+test("a name's subscription starts with its first listener and ends with its last DLock", { skip: global.gc ? false : "needs node --expose-gc" }, async (t) => {
+  const Locks = await factory(t, { url: `memory://mdl-topics-${process.pid}` });
+  const topics = /** @type {any} */ (Locks)._topics;
+  let dlock = Locks.dlock("subscribed-late");
+  const topic = topics.get("subscribed-late");
+  assert.equal(topic.events, null); // no listener: no subscription
+  const seen = next(dlock, "lock");
+  assert.notEqual(topic.events, null);
+  await call((cb) => dlock.lock(cb));
+  assert.equal((await seen).id, "subscribed-late");
+  await call((cb) => dlock.unlock(cb));
+  dlock = null;
+  // Collected, the DLock's name leaves the factory (FinalizationRegistry: await its turn, bounded).
+  await within(
+    (async () => {
+      while (topics.has("subscribed-late")) {
+        global.gc();
+        await new Promise(setImmediate);
+      }
+    })(),
+    BOUND,
+    "the topic's end",
+  );
+  assert.equal(topic.closed, true);
+});
