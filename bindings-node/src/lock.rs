@@ -196,6 +196,21 @@ impl NativeLock {
         self.slot.lock().limit()
     }
 
+    /// Stops renewing the handle's lease without releasing it, as a crashed
+    /// process would: the backend frees the lock when its TTL runs out, and
+    /// no lost event fires. False when the handle holds no live lease.
+    /// (`mongo-dlock.js`'s `close()`: its locks are left to expire.)
+    #[napi]
+    pub fn abandon(&self) -> bool {
+        match self.slot.lease() {
+            Some(lease) if lease.is_held() => {
+                lease.abandon();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// True while the handle holds a proven lease.
     #[napi(getter)]
     pub fn is_held(&self) -> bool {
