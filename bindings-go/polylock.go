@@ -21,10 +21,6 @@ extern void polylockGoLost(void *user_data, polylock_lost_event *event);
 extern void polylockGoFree(void *user_data);
 extern void polylockGoWaitStarted(void *user_data);
 
-// Leases the caller renews (announced for the C ABI): declared weak so that
-// a library without it still links, and the Go side says so at run time.
-extern polylock_status polylock_lock_set_auto_renew(polylock_lock *lock, bool auto_renew) __attribute__((weak));
-static int polylockHasSetAutoRenew(void) { return polylock_lock_set_auto_renew != 0; }
 */
 import "C"
 
@@ -70,14 +66,6 @@ var (
 	ErrClosed          = &Error{Code: "invalid_handle", status: C.POLYLOCK_INVALID_HANDLE}
 	ErrCancelled       = &Error{Code: "cancelled", status: C.POLYLOCK_CANCELLED}
 )
-
-// ErrUnsupported: the installed libpolylock lacks a call this option needs
-// (LockOptions.NoAutoRenew needs polylock_lock_set_auto_renew).
-var ErrUnsupported = errors.New("polylock: the installed libpolylock has no polylock_lock_set_auto_renew (LockOptions.NoAutoRenew needs a newer C package)")
-
-// CanDisableAutoRenew says whether the installed libpolylock supports
-// LockOptions.NoAutoRenew.
-func CanDisableAutoRenew() bool { return C.polylockHasSetAutoRenew() != 0 }
 
 // check turns a status into an error. The last error is thread-local, so
 // the caller must hold its OS thread (runtime.LockOSThread) around the call
@@ -147,8 +135,7 @@ type LockOptions struct {
 	// NoAutoRenew: polylock does not renew the lease; the caller does
 	// (Lock.Renew) before its TTL (LockTimeoutSeconds) runs out, counted
 	// from the grant or the last renewal, or the lease ends and is
-	// reported lost. ErrUnsupported when the installed libpolylock predates
-	// polylock_lock_set_auto_renew.
+	// reported lost.
 	NoAutoRenew bool
 	// OnWaitStarted, if set, is called once when Lock starts waiting
 	// because the lock is busy (on LDLM, whose server waits, as soon as the
@@ -246,10 +233,6 @@ func (c *Client) newLock(name string, opts *LockOptions) (*Lock, error) {
 	}
 	l := &Lock{Name: name, ptr: ptr}
 	if opts.NoAutoRenew {
-		if !CanDisableAutoRenew() {
-			C.polylock_lock_free(ptr)
-			return nil, ErrUnsupported
-		}
 		if err := call(func() C.polylock_status { return C.polylock_lock_set_auto_renew(ptr, false) }); err != nil {
 			C.polylock_lock_free(ptr)
 			return nil, err

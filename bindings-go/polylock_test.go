@@ -571,9 +571,6 @@ func TestAnUnlockThatFailedCanBeRetried(t *testing.T) {
 // NoAutoRenew: the caller's Renew keeps the lease; left unrenewed it ends
 // at its TTL and is reported lost, saying it was not renewed.
 func TestNoAutoRenewLeaseEndsUnlessRenewed(t *testing.T) {
-	if !CanDisableAutoRenew() {
-		t.Skip("NoAutoRenew: the installed libpolylock has no polylock_lock_set_auto_renew yet (announced on main)")
-	}
 	forEachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
 		l, err := connect(t, b.url).Lock(ctx, unique("manual"), &LockOptions{LockTimeoutSeconds: 2, NoAutoRenew: true})

@@ -205,9 +205,6 @@ func TestExampleRenewLock(t *testing.T) {
 // "Renew Lock" with NoAutoRenew: the caller's Renew keeps the lease; left
 // unrenewed, it ends at its timeout and another client takes the lock.
 func TestExampleRenewLockWithNoAutoRenew(t *testing.T) {
-	if !polylock.CanDisableAutoRenew() {
-		t.Skip("NoAutoRenew: the installed libpolylock has no polylock_lock_set_auto_renew yet (announced on main)")
-	}
 	onEveryBackend(t, func(t *testing.T, address string) {
 		c, err := client.New(context.Background(), client.Config{Address: address, NoAutoRenew: true})
 		if err != nil {

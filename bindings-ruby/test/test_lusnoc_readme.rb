@@ -144,10 +144,6 @@ class LusnocReadmeTest < Minitest::Test
   end
 
   def test_manual_renewal_the_lease_ends_at_its_ttl_unless_renewed
-    unless Polylock::Native.manual_renewal?
-      skip "libpolylock has no polylock_lock_set_auto_renew yet (leases the caller renews): " \
-           "Lusnoc::Mutex falls back to background renewal"
-    end
     lost = Queue.new
     mutex = Lusnoc::Mutex.new('/locks/manual', ttl: 10)
     mutex.on_mutex_lost { |m, reason| lost << [m, reason] }

@@ -264,11 +264,6 @@ class MemoryMutexTest < Minitest::Test
 
   # auto_renew: false: the caller renews; unrenewed, the lease ends at its TTL.
   def test_auto_renew_false_leases_end_at_their_ttl_unless_renewed
-    unless Polylock::Native.manual_renewal?
-      error = assert_raises(Polylock::InvalidArgumentError) { mutex(unique("manual"), auto_renew: false) }
-      assert_match(/polylock_lock_set_auto_renew/, error.message)
-      skip "libpolylock has no polylock_lock_set_auto_renew yet: auto_renew: false is refused (checked)"
-    end
     mx = Polylock::Mutex.new(unique("manual"), url: url, ttl: 1, auto_renew: false)
     lost = Queue.new
     mx.on_mutex_lost { |_, reason| lost << reason }

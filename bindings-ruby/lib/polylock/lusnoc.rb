@@ -27,12 +27,10 @@ module Lusnoc
   # value (Lusnoc's `{time: Time.now}`) is stored as JSON. The TTL defaults
   # to 20 s. As in Lusnoc the caller renews: the lease ends at its TTL after
   # the grant or the last #renew (reported to #on_mutex_lost) unless renewed
-  # (with a libpolylock older than polylock_lock_set_auto_renew, it is
-  # renewed in the background instead; pass auto_renew: true for that
-  # anyway).
+  # (pass auto_renew: true to have polylock renew it in the background).
   class Mutex < Polylock::Mutex
     # Lusnoc's keyword arguments, plus polylock's (url:, client:, limit:, auto_renew:).
-    def initialize(key, value: Socket.gethostname, ttl: 20, url: nil, auto_renew: !Polylock::Native.manual_renewal?, **options)
+    def initialize(key, value: Socket.gethostname, ttl: 20, url: nil, auto_renew: false, **options)
       key = key.delete_prefix("/") if key.is_a?(String)
       super(key, value: value, ttl: ttl, url: url || (options[:client] ? nil : Polylock.default_url("consul://")),
                  auto_renew: auto_renew, **options)

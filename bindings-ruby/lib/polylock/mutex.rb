@@ -239,11 +239,6 @@ module Polylock
     # Background renewal on (default) or off (the caller renews).
     def auto_renew=(on)
       Polylock.invalid!("auto_renew must be true or false, got #{on.inspect}") unless [true, false].include?(on)
-      return if on && !Native.manual_renewal?
-      unless Native.manual_renewal?
-        Polylock.invalid!("auto_renew: false needs a libpolylock with polylock_lock_set_auto_renew " \
-                          "(#{Native::LIBRARY_PATH} has none)")
-      end
       Polylock.check(Native.polylock_lock_set_auto_renew(@pointer, on))
     end
 

@@ -77,16 +77,6 @@ module Polylock
     attach_function :polylock_string_free, [:pointer], :void
     attach_function :polylock_on_lost, %i[pointer lost_callback pointer user_data_free], :status
 
-    begin
-      # Leases the caller renews (newer libraries only).
-      attach_function :polylock_lock_set_auto_renew, %i[pointer bool], :status
-    rescue FFI::NotFoundError
-      nil
-    end
-
-    # True when the loaded library can make leases the caller renews.
-    def self.manual_renewal?
-      respond_to?(:polylock_lock_set_auto_renew)
-    end
+    attach_function :polylock_lock_set_auto_renew, %i[pointer bool], :status
   end
 end
