@@ -282,7 +282,20 @@ polylock_status polylock_acquire_with(polylock_lock *lock,
 // Any pointer value is accepted; only live handles are acted on.
 polylock_status polylock_acquire_cancel(polylock_lock *lock);
 
-// Renews the held lease now (the keeper renews on its own; this is for
+// Chooses who renews the leases of the handle's next acquisitions:
+// polylock's keeper (`true`, the default) or the caller (`false`). A lease
+// the caller renews must see `polylock_renew` within its TTL (from its
+// grant or its last renewal); one that does not is released and reported
+// lost (`POLYLOCK_LOST`, lost callbacks run). A lease already held keeps
+// its way.
+//
+// # Safety
+// Any pointer value is accepted; only live handles are acted on.
+polylock_status polylock_lock_set_auto_renew(polylock_lock *lock,
+                                             bool auto_renew);
+
+// Renews the held lease now (the keeper renews on its own unless
+// `polylock_lock_set_auto_renew` turned that off; otherwise this is for
 // callers that want proof now). `POLYLOCK_NOT_HELD` without a lease,
 // `POLYLOCK_LOST` if it was lost.
 //

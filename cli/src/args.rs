@@ -57,18 +57,27 @@ pub enum Command {
     Acquire(AcquireArgs),
     /// Renew a lease by its holder id (from `acquire`, or POLYLOCK_HOLDER
     /// under `run`).
+    #[command(visible_alias = "heartbeat")]
     Renew(HolderArgs),
     /// Release a lease by its holder id (from `acquire`, or POLYLOCK_HOLDER
     /// under `run`); a `run` holding it is stopped and exits 5.
     Release(HolderArgs),
     /// Show a lock's holders, values, fencing tokens and expiry (not on
     /// LDLM, which cannot show holders).
+    #[command(visible_aliases = ["get-mutex", "get-semaphore", "get-semaphore-mutexes"])]
     Status(NameArg),
     /// List the held locks (under a prefix; not on LDLM).
     List(ListArgs),
     /// Force-release a lock from every holder (not on LDLM, which cannot
     /// list holders: release one by its holder id there).
+    #[command(visible_aliases = ["delete-mutex", "delete-semaphore"])]
     Delete(DeleteArgs),
+    /// Check that a semaphore can be used with --limit N (db_locks'
+    /// create-semaphore). polylock makes semaphores on demand: every
+    /// `acquire NAME --limit N` states the size, so nothing is stored; this
+    /// fails (exit 2) while NAME is held with another limit, and prints the
+    /// acquire command to use.
+    CreateSemaphore(SemaphoreArgs),
     /// Print a lock's events (acquired, released, expired) as they happen
     /// (memory://, Consul, MongoDB).
     Watch(WatchArgs),
@@ -135,6 +144,19 @@ pub struct HolderArgs {
 pub struct NameArg {
     /// The lock's name.
     pub name: String,
+}
+
+/// `create-semaphore`.
+#[derive(Debug, Args)]
+pub struct SemaphoreArgs {
+    /// The semaphore's name.
+    pub name: String,
+    /// Holders allowed at once (db_locks' max size).
+    #[arg(long, visible_alias = "max-size")]
+    pub limit: u32,
+    /// The lease TTL its acquisitions would use (30s, 500ms, 2m).
+    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    pub ttl: Duration,
 }
 
 /// `list`.

@@ -1,5 +1,6 @@
 //! The scripted subcommands: `acquire`, `renew`, `release`, `status`,
-//! `list`, `delete`, `watch`. Each returns its exit code.
+//! `list`, `delete`, `create-semaphore`, `watch`. Each returns its exit
+//! code. (db_locks' command names are aliases of these: `args.rs`.)
 //!
 //! A subcommand the backend cannot serve is refused up front from the
 //! backend's [`polylock::Capabilities`] (never its scheme) with a usage
@@ -7,9 +8,11 @@
 //! the connection, `status`, `list` and `delete` need inspection, `watch`
 //! an event stream.
 
-use polylock::{Client, Error, LockOptions, Result, Wait};
+use polylock::{validate_ttl, Client, Error, LockOptions, Result, Wait};
 
-use crate::args::{AcquireArgs, DeleteArgs, HolderArgs, ListArgs, LockArgs, NameArg, WatchArgs};
+use crate::args::{
+    AcquireArgs, DeleteArgs, HolderArgs, ListArgs, LockArgs, NameArg, SemaphoreArgs, WatchArgs,
+};
 use crate::exit;
 use crate::output::Output;
 
@@ -97,6 +100,33 @@ pub async fn delete(client: &Client, out: Output, args: DeleteArgs) -> Result<i3
     }
     let count = client.force_release(&args.name).await?;
     out.deleted(&args.name, count);
+    Ok(exit::OK)
+}
+
+/// `create-semaphore`: semaphores need no creating (every acquisition
+/// states its limit); checks that `--limit` fits the lock as it is used
+/// now, where the backend can show that, and says how to acquire it.
+pub async fn create_semaphore(client: &Client, out: Output, args: SemaphoreArgs) -> Result<i32> {
+    if !client.capabilities().semaphores {
+        return Err(Error::Usage(format!(
+            "the {} backend has no semaphores (limit above 1)",
+            client.scheme()
+        )));
+    }
+    // Checks the name, the limit and the TTL as an acquisition would.
+    validate_ttl(args.ttl)?;
+    client.lock(&args.name, LockOptions::semaphore(args.limit).ttl(args.ttl))?;
+    if client.capabilities().inspection {
+        let status = client.status(&args.name).await?;
+        if let Some(existing) = status.limit.filter(|&limit| limit != args.limit) {
+            return Err(Error::LimitMismatch {
+                name: args.name,
+                requested: args.limit,
+                existing: Some(existing),
+            });
+        }
+    }
+    out.semaphore(&args.name, args.limit, args.ttl);
     Ok(exit::OK)
 }
 

@@ -62,6 +62,7 @@ async fn dispatch(cli: Cli) -> i32 {
         Command::Status(args) => commands::status(&client, out, args).await,
         Command::List(args) => commands::list(&client, out, args).await,
         Command::Delete(args) => commands::delete(&client, out, args).await,
+        Command::CreateSemaphore(args) => commands::create_semaphore(&client, out, args).await,
         Command::Watch(args) => commands::watch(&client, out, args).await,
     };
     match result {

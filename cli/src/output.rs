@@ -85,6 +85,22 @@ impl Output {
         });
     }
 
+    /// A semaphore's size, and how to take one of its places
+    /// (`create-semaphore`).
+    pub fn semaphore(&self, name: &str, limit: u32, ttl: Duration) {
+        let acquire = format!(
+            "polylock acquire {name} --limit {limit} --ttl {}ms",
+            millis(ttl)
+        );
+        let value =
+            json!({ "name": name, "limit": limit, "ttl_ms": millis(ttl), "acquire": acquire });
+        self.emit(value, || {
+            format!(
+                "{name}: a semaphore of {limit} (made on demand; nothing stored)\n  take a place with: {acquire}"
+            )
+        });
+    }
+
     /// Held lock names (`list`).
     pub fn names(&self, names: &[String]) {
         self.emit(json!(names), || names.join("\n"));

@@ -328,6 +328,89 @@ fn consul_semaphore_status_and_delete() {
     expect(&url, &["delete", &name, "--yes"], 0);
 }
 
+// ---- db_locks' command names ---------------------------------------------
+
+/// db_locks' command line, each command under its db_locks name: a mutex
+/// acquired, heartbeat, get, released and deleted; a semaphore created,
+/// acquired to its size, got with its holders, deleted.
+fn db_locks_commands(url: &str) {
+    let mutex = unique("db-locks-mutex");
+    let lease = expect(url, &["acquire", &mutex, "--ttl", "20s", "--json"], 0);
+    let holder = lease["holder"].as_str().unwrap().to_string();
+    let beat = expect(
+        url,
+        &["heartbeat", &mutex, "--holder", &holder, "--json"],
+        0,
+    );
+    assert_eq!(beat["holder"], holder.as_str(), "{beat}");
+    let got = expect(url, &["get-mutex", &mutex, "--json"], 0);
+    assert_eq!(got["holders"][0]["holder"], holder.as_str(), "{got}");
+    expect(url, &["release", &mutex, "--holder", &holder], 0);
+    expect(url, &["heartbeat", &mutex, "--holder", &holder], 4);
+    expect(url, &["acquire", &mutex], 0);
+    expect(url, &["delete-mutex", &mutex], 2); // not without --yes
+    assert_eq!(
+        expect(url, &["delete-mutex", &mutex, "--yes", "--json"], 0)["released"],
+        1
+    );
+    assert_eq!(
+        expect(url, &["get-mutex", &mutex, "--json"], 0)["held"],
+        false
+    );
+
+    let pool = unique("db-locks-pool");
+    let created = expect(
+        url,
+        &["create-semaphore", &pool, "--max-size", "2", "--json"],
+        0,
+    );
+    assert_eq!(created["limit"], 2, "{created}");
+    let acquire = created["acquire"].as_str().unwrap().to_string();
+    assert!(acquire.contains("--limit 2"), "{acquire}");
+    for _ in 0..2 {
+        expect(url, &["acquire", &pool, "--limit", "2"], 0);
+    }
+    expect(url, &["acquire", &pool, "--limit", "2"], 3);
+    // In use with size 2: another size is refused until it is free.
+    expect(url, &["create-semaphore", &pool, "--limit", "3"], 2);
+    expect(url, &["create-semaphore", &pool, "--limit", "0"], 2);
+    let semaphore = expect(url, &["get-semaphore", &pool, "--json"], 0);
+    assert_eq!(semaphore["limit"], 2, "{semaphore}");
+    let holders = expect(url, &["get-semaphore-mutexes", &pool, "--json"], 0);
+    assert_eq!(holders["holders"].as_array().unwrap().len(), 2, "{holders}");
+    let deleted = expect(url, &["delete-semaphore", &pool, "--yes", "--json"], 0);
+    assert_eq!(deleted["released"], 2);
+    expect(url, &["create-semaphore", &pool, "--limit", "3"], 0);
+}
+
+#[test]
+fn consul_db_locks_commands() {
+    let Some(url) = consul() else { return };
+    db_locks_commands(&url);
+}
+
+#[test]
+fn ferretdb_db_locks_commands() {
+    let Some(url) = ferretdb() else { return };
+    db_locks_commands(&url);
+}
+
+#[test]
+fn db_locks_names_are_listed_in_help() {
+    let help = stdout(&run("memory://", &["--help"]));
+    for alias in [
+        "heartbeat",
+        "get-mutex",
+        "delete-mutex",
+        "create-semaphore",
+        "get-semaphore",
+        "delete-semaphore",
+        "get-semaphore-mutexes",
+    ] {
+        assert!(help.contains(alias), "{alias} missing from --help: {help}");
+    }
+}
+
 // ---- run: exclusion and loss -------------------------------------------------
 
 /// A `run` whose command prints `started HOLDER`, then waits for stdin to

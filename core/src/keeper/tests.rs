@@ -315,6 +315,7 @@ async fn an_overdue_lease_is_lost_exactly_once() {
             reason: "late".into(),
         },
         t0,
+        false,
     );
     keeper.lose(&lost, "the backend says so too");
     assert!(!keeper
