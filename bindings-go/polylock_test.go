@@ -28,6 +28,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/polylock/polylock/bindings-go/internal/testenv"
 )
 
 type backend struct {
@@ -45,37 +47,9 @@ type backend struct {
 	revoke func(t *testing.T, url string, l *Lock)
 }
 
-// serverURL reads a server's URL from the environment: "" and a reason to
-// skip without it; fatal in CI unless skipped says the server cannot run.
-func serverURL(t *testing.T, variable string, skipped bool) (string, string) {
-	if url := os.Getenv(variable); url != "" {
-		return url, ""
-	}
-	if skipped {
-		return "", "LDLM: no server binary (POLYLOCK_TEST_LDLM_SKIPPED=1)"
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not set", variable)
-	}
-	return "", variable + " is not set"
-}
-
-func ldlmSkipped() bool { return os.Getenv("POLYLOCK_TEST_LDLM_SKIPPED") == "1" }
-
-// skipOnce skips with the reason shown only the first time it is given.
-var skipped sync.Map
-
-func skipOnce(t *testing.T, reason string) {
-	t.Helper()
-	if _, seen := skipped.LoadOrStore(reason, true); seen {
-		t.SkipNow()
-	}
-	t.Skip(reason)
-}
-
 func backends(t *testing.T) []backend {
-	consul, consulSkip := serverURL(t, "POLYLOCK_TEST_CONSUL_URL", false)
-	ldlm, ldlmSkip := serverURL(t, "POLYLOCK_TEST_LDLM_URL", ldlmSkipped())
+	consul, consulSkip := testenv.ServerURL(t, "POLYLOCK_TEST_CONSUL_URL", false)
+	ldlm, ldlmSkip := testenv.ServerURL(t, "POLYLOCK_TEST_LDLM_URL", true)
 	return []backend{
 		{name: "memory", url: fmt.Sprintf("memory://go-%d", os.Getpid()), fencing: true, countedTokens: true},
 		{name: "consul", url: consul, skip: consulSkip, fencing: true, revoke: destroyConsulSession},
@@ -134,7 +108,7 @@ func runOn(t *testing.T, list []backend, test func(t *testing.T, b backend)) {
 		b := b
 		t.Run(b.name, func(t *testing.T) {
 			if b.skip != "" {
-				skipOnce(t, b.skip)
+				testenv.SkipOnce(t, b.skip)
 			}
 			test(t, b)
 		})
@@ -436,9 +410,9 @@ func TestOnLostFiresOnceWhenTheLeaseIsTakenAway(t *testing.T) {
 }
 
 func TestLDLMPassword(t *testing.T) {
-	base, skip := serverURL(t, "POLYLOCK_TEST_LDLM_PASSWORD_URL", ldlmSkipped())
+	base, skip := testenv.ServerURL(t, "POLYLOCK_TEST_LDLM_PASSWORD_URL", true)
 	if skip != "" {
-		skipOnce(t, skip)
+		testenv.SkipOnce(t, skip)
 	}
 	password := os.Getenv("POLYLOCK_TEST_LDLM_PASSWORD")
 	with := func(secret string) string { return strings.Replace(base, "ldlm://", "ldlm://:"+secret+"@", 1) }
@@ -463,9 +437,9 @@ func TestLDLMPassword(t *testing.T) {
 }
 
 func TestLDLMClientCertificates(t *testing.T) {
-	base, skip := serverURL(t, "POLYLOCK_TEST_LDLM_MTLS_URL", ldlmSkipped())
+	base, skip := testenv.ServerURL(t, "POLYLOCK_TEST_LDLM_MTLS_URL", true)
 	if skip != "" {
-		skipOnce(t, skip)
+		testenv.SkipOnce(t, skip)
 	}
 	certs := os.Getenv("POLYLOCK_TEST_LDLM_MTLS_CERTS")
 	// Without a client certificate the server closes the connection at
@@ -537,7 +511,7 @@ func (p *cutProxy) send(t *testing.T, command string) {
 }
 
 func TestAnUnlockThatFailedCanBeRetried(t *testing.T) {
-	url, skip := serverURL(t, "POLYLOCK_TEST_CONSUL_URL", false)
+	url, skip := testenv.ServerURL(t, "POLYLOCK_TEST_CONSUL_URL", false)
 	if skip != "" {
 		t.Skip(skip)
 	}

@@ -16,13 +16,14 @@ import (
 
 	"github.com/polylock/polylock/bindings-go"
 	"github.com/polylock/polylock/bindings-go/client"
+	"github.com/polylock/polylock/bindings-go/internal/testenv"
 )
 
 // ldlmServer is the host:port of the LDLM server variable names, or skips.
 func ldlmServer(t *testing.T, variable string) string {
-	url, skip := fromEnv(t, variable, true)
+	url, skip := testenv.ServerURL(t, variable, true)
 	if skip != "" {
-		skipOnce(t, skip)
+		testenv.SkipOnce(t, skip)
 	}
 	return hostPort(url)
 }

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/polylock/polylock/bindings-go"
 	"github.com/polylock/polylock/bindings-go/client"
 )
 

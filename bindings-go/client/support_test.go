@@ -14,11 +14,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/polylock/polylock/bindings-go/client"
+	"github.com/polylock/polylock/bindings-go/internal/testenv"
 )
 
 // backend is one place the examples run: Config.Address, or why not.
@@ -28,30 +28,15 @@ type backend struct {
 	skip    string
 }
 
-// fromEnv reads a server's URL: "" and a reason to skip without it; fatal
-// in CI unless ldlm says the LDLM server cannot run.
-func fromEnv(t *testing.T, variable string, ldlm bool) (string, string) {
-	if url := os.Getenv(variable); url != "" {
-		return url, ""
-	}
-	if ldlm && os.Getenv("POLYLOCK_TEST_LDLM_SKIPPED") == "1" {
-		return "", "LDLM: no server binary (POLYLOCK_TEST_LDLM_SKIPPED=1)"
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not set", variable)
-	}
-	return "", variable + " is not set"
-}
-
 // hostPort is go-ldlm's Address for an ldlm:// or ldlms:// URL.
 func hostPort(url string) string {
 	return strings.TrimPrefix(strings.TrimPrefix(url, "ldlms://"), "ldlm://")
 }
 
 func backends(t *testing.T) []backend {
-	ldlm, ldlmSkip := fromEnv(t, "POLYLOCK_TEST_LDLM_URL", true)
-	consul, consulSkip := fromEnv(t, "POLYLOCK_TEST_CONSUL_URL", false)
-	ferret, ferretSkip := fromEnv(t, "POLYLOCK_TEST_FERRETDB_URL", false)
+	ldlm, ldlmSkip := testenv.ServerURL(t, "POLYLOCK_TEST_LDLM_URL", true)
+	consul, consulSkip := testenv.ServerURL(t, "POLYLOCK_TEST_CONSUL_URL", false)
+	ferret, ferretSkip := testenv.ServerURL(t, "POLYLOCK_TEST_FERRETDB_URL", false)
 	return []backend{
 		{name: "memory", address: fmt.Sprintf("memory://go-client-%d", os.Getpid())},
 		{name: "ldlm", address: hostPort(ldlm), skip: ldlmSkip},
@@ -61,24 +46,13 @@ func backends(t *testing.T) []backend {
 	}
 }
 
-var skipped sync.Map
-
-// skipOnce skips, showing the reason only the first time it is given.
-func skipOnce(t *testing.T, reason string) {
-	t.Helper()
-	if _, seen := skipped.LoadOrStore(reason, true); seen {
-		t.SkipNow()
-	}
-	t.Skip(reason)
-}
-
 // onEveryBackend runs test once per backend, as a subtest.
 func onEveryBackend(t *testing.T, test func(t *testing.T, address string)) {
 	for _, b := range backends(t) {
 		b := b
 		t.Run(b.name, func(t *testing.T) {
 			if b.skip != "" {
-				skipOnce(t, b.skip)
+				testenv.SkipOnce(t, b.skip)
 			}
 			test(t, b.address)
 		})
