@@ -33,13 +33,20 @@ const median = (xs) => {
 /** One Lock per URL, so chunks reuse its client (as the Rust side does per run). */
 const locks = new Map();
 
+/** Tries that found the lock busy, per URL. */
+const busy = new Map();
+
 async function nodeSamples(url, count) {
   if (!locks.has(url)) locks.set(url, new Client(url).lock(`bench/node-try-${process.pid}`));
   const lock = locks.get(url);
   const samples = [];
   for (let i = 0; i < WARMUP + count; i++) {
     const started = process.hrtime.bigint();
-    await lock.tryAcquire();
+    // A try that finds the lock busy (nobody else takes it) is counted, not released.
+    if (!(await lock.tryAcquire())) {
+      busy.set(url, (busy.get(url) || 0) + 1);
+      continue;
+    }
     await lock.release();
     if (i >= WARMUP) samples.push(Number(process.hrtime.bigint() - started) / 1000);
   }
@@ -97,9 +104,11 @@ async function compare(url, iterations) {
     "POLYLOCK_TEST_LDLM_URL",
     "POLYLOCK_TEST_FERRETDB_URL",
     "POLYLOCK_TEST_MONGODB_URL",
+    "POLYLOCK_TEST_POSTGRES_URL",
   ]) {
     if (process.env[variable]) await compare(process.env[variable], Math.max(CHUNKS, Math.floor(ITERATIONS / 10)));
   }
+  for (const [url, count] of busy) console.log(`${url.split("://")[0]}: ${count} tries found the lock busy (no other holder)`);
   const mongo = process.env.POLYLOCK_TEST_FERRETDB_URL || process.env.POLYLOCK_TEST_MONGODB_URL;
   if (mongo) {
     const count = Math.max(5, Math.floor(ITERATIONS / 10));
