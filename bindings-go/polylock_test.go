@@ -50,10 +50,12 @@ type backend struct {
 func backends(t *testing.T) []backend {
 	consul, consulSkip := testenv.ServerURL(t, "POLYLOCK_TEST_CONSUL_URL", false)
 	ldlm, ldlmSkip := testenv.ServerURL(t, "POLYLOCK_TEST_LDLM_URL", true)
+	pg, pgSkip := testenv.ServerURL(t, "POLYLOCK_TEST_POSTGRES_URL", false)
 	return []backend{
 		{name: "memory", url: fmt.Sprintf("memory://go-%d", os.Getpid()), fencing: true, countedTokens: true},
 		{name: "consul", url: consul, skip: consulSkip, fencing: true, revoke: destroyConsulSession},
 		{name: "ldlm", url: ldlm, skip: ldlmSkip, fencing: false, revoke: releaseWithCLI},
+		{name: "postgres", url: pg, skip: pgSkip, fencing: true, countedTokens: false, revoke: releaseWithCLI},
 	}
 }
 

@@ -173,7 +173,7 @@ polylock_status polylock_client_capabilities(const polylock_client *client,
                                              polylock_capabilities *out);
 
 // Connects to the backend named by `url` (`memory://`, `consul://host:port`,
-// `mongodb://…`; see the README) and writes the new client to `*out`.
+// `mongodb://…`, `postgres://…`; see the README) and writes the new client to `*out`.
 //
 // `url` is borrowed for the call only. On failure `*out` is left unchanged.
 // Free the client with `polylock_client_free`. Blocks while connecting.

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for features in "" consul mongodb ldlm; do
+for features in "" consul mongodb ldlm postgres; do
   echo "--- polylock, features: ${features:-none}"
   cargo check -p polylock --lib --locked --no-default-features ${features:+--features "$features"}
 done

@@ -13,10 +13,17 @@
 # all on FerretDB's PostgreSQL storage handler, each with its own PostgreSQL
 # (README "Testing" says why), POLYLOCK_TEST_FERRETDB_SQLITE_URL (a FerretDB
 # on its SQLite handler: the conformance suite and the bench run there too),
+# POLYLOCK_TEST_POSTGRES_URL and POLYLOCK_TEST_POSTGRES_DIR (a PostgreSQL
+# server for the postgres:// backend, tests/servers/postgres.sh's STATE_DIR),
+# POLYLOCK_TEST_POSTGRES_RESTART_URL and POLYLOCK_TEST_POSTGRES_RESTART_DIR
+# (a second one, which a test restarts), POLYLOCK_TEST_POSTGRES_TLS_URL and
+# POLYLOCK_TEST_POSTGRES_TLS_DIR (TLS only, roles signing in by password and
+# by client certificate: postgres.sh start-tls),
 # and POLYLOCK_TEST_FAULTS_DIR: servers only the fault suite touches (it
 # restarts and kills them): consul-dev/ (a dev agent), consul-server/ (one
-# persistent server), consul-cluster/ (three servers), ferretdb/, ldlm/ —
-# each the STATE_DIR of tests/servers/consul.sh, ferretdb.sh or ldlm.sh
+# persistent server), consul-cluster/ (three servers), ferretdb/, postgres/,
+# ldlm/ — each the STATE_DIR of tests/servers/consul.sh, ferretdb.sh,
+# postgres.sh or ldlm.sh
 # (ldlm/url holds its URL).
 #
 # LDLM servers run only when their binary exists (tests/servers/ldlm.sh bin:
@@ -59,6 +66,9 @@ cleanup() {
   bash "$servers/ferretdb.sh" stop "$state/ferretdb" || true
   bash "$servers/ferretdb.sh" stop "$state/ferretdb-restart" || true
   bash "$servers/ferretdb.sh" stop "$state/ferretdb-sqlite" || true
+  bash "$servers/postgres.sh" stop "$state/postgres" || true
+  bash "$servers/postgres.sh" stop "$state/postgres-restart" || true
+  bash "$servers/postgres.sh" stop "$state/postgres-tls" || true
   for dir in ldlm ldlm-restart ldlm-password ldlm-tls ldlm-mtls; do
     bash "$servers/ldlm.sh" stop "$state/$dir" || true
   done
@@ -66,6 +76,7 @@ cleanup() {
     bash "$servers/consul.sh" stop "$state/faults/$dir" || true
   done
   bash "$servers/ferretdb.sh" stop "$state/faults/ferretdb" || true
+  bash "$servers/postgres.sh" stop "$state/faults/postgres" || true
   bash "$servers/ldlm.sh" stop "$state/faults/ldlm" || true
   rm -rf "$state"
 }
@@ -82,7 +93,16 @@ POLYLOCK_TEST_FERRETDB_RESTART_URL=$(bash "$servers/ferretdb.sh" start "$state/f
 POLYLOCK_TEST_FERRETDB_RESTART_DIR="$state/ferretdb-restart"
 POLYLOCK_TEST_FERRETDB_SQLITE_URL=$(bash "$servers/ferretdb.sh" start "$state/ferretdb-sqlite" sqlite)
 POLYLOCK_TEST_FERRETDB_DIR="$state/ferretdb"
+POLYLOCK_TEST_POSTGRES_URL=$(bash "$servers/postgres.sh" start "$state/postgres" polylock)
+POLYLOCK_TEST_POSTGRES_DIR="$state/postgres"
+POLYLOCK_TEST_POSTGRES_RESTART_URL=$(bash "$servers/postgres.sh" start "$state/postgres-restart" polylock)
+POLYLOCK_TEST_POSTGRES_RESTART_DIR="$state/postgres-restart"
+POLYLOCK_TEST_POSTGRES_TLS_URL=$(bash "$servers/postgres.sh" start-tls "$state/postgres-tls" polylock)
+POLYLOCK_TEST_POSTGRES_TLS_DIR="$state/postgres-tls"
 POLYLOCK_CONSUL_BIN=$(bash "$servers/consul.sh" build)
+export POLYLOCK_TEST_POSTGRES_URL POLYLOCK_TEST_POSTGRES_DIR \
+  POLYLOCK_TEST_POSTGRES_RESTART_URL POLYLOCK_TEST_POSTGRES_RESTART_DIR \
+  POLYLOCK_TEST_POSTGRES_TLS_URL POLYLOCK_TEST_POSTGRES_TLS_DIR
 export POLYLOCK_TEST_FERRETDB_URL POLYLOCK_TEST_FERRETDB_RESTART_URL \
   POLYLOCK_TEST_FERRETDB_RESTART_DIR POLYLOCK_TEST_FERRETDB_DIR \
   POLYLOCK_TEST_FERRETDB_SQLITE_URL POLYLOCK_CONSUL_BIN
@@ -90,6 +110,7 @@ bash "$servers/consul.sh" start "$state/faults/consul-dev" >/dev/null
 bash "$servers/consul.sh" start-server "$state/faults/consul-server" >/dev/null
 bash "$servers/consul.sh" start-cluster "$state/faults/consul-cluster" >/dev/null
 bash "$servers/ferretdb.sh" start "$state/faults/ferretdb" postgresql >/dev/null
+bash "$servers/postgres.sh" start "$state/faults/postgres" polylock >/dev/null
 export POLYLOCK_TEST_FAULTS_DIR="$state/faults"
 export POLYLOCK_TEST_CONSUL_URL="consul://${consul_http#http://}"
 export POLYLOCK_TEST_CONSUL_ACL_URL="consul://${consul_acl_http#http://}"

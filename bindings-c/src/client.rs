@@ -20,7 +20,7 @@ pub(crate) struct ClientHandle {
 pub(crate) static CLIENTS: Registry<ClientHandle> = Registry::new("client handle");
 
 /// Connects to the backend named by `url` (`memory://`, `consul://host:port`,
-/// `mongodb://…`; see the README) and writes the new client to `*out`.
+/// `mongodb://…`, `postgres://…`; see the README) and writes the new client to `*out`.
 ///
 /// `url` is borrowed for the call only. On failure `*out` is left unchanged.
 /// Free the client with `polylock_client_free`. Blocks while connecting.

@@ -3,7 +3,7 @@
 # revoke LDLM leases), compiles tests/c/test_polylock.c against it (shared,
 # through pkg-config; and static), and runs it under valgrind against
 # memory:// and every real server whose URL is set: POLYLOCK_TEST_CONSUL_URL,
-# POLYLOCK_TEST_FERRETDB_URL, POLYLOCK_TEST_LDLM_URL (tests/with-servers.sh
+# POLYLOCK_TEST_FERRETDB_URL, POLYLOCK_TEST_POSTGRES_URL, POLYLOCK_TEST_LDLM_URL (tests/with-servers.sh
 # sets them; on the LDLM run the program also checks the password and mTLS
 # servers from POLYLOCK_TEST_LDLM_PASSWORD_URL, POLYLOCK_TEST_LDLM_PASSWORD,
 # POLYLOCK_TEST_LDLM_MTLS_URL and POLYLOCK_TEST_LDLM_MTLS_CERTS).
@@ -48,6 +48,12 @@ elif [ "${CI:-}" = true ]; then
   exit 1
 fi
 [ -n "${POLYLOCK_TEST_FERRETDB_URL:-}" ] && urls+=("$POLYLOCK_TEST_FERRETDB_URL")
+if [ -n "${POLYLOCK_TEST_POSTGRES_URL:-}" ]; then
+  urls+=("$POLYLOCK_TEST_POSTGRES_URL")
+elif [ "${CI:-}" = true ]; then
+  echo "run-c-tests: POLYLOCK_TEST_POSTGRES_URL is not set" >&2
+  exit 1
+fi
 if [ "${POLYLOCK_TEST_LDLM_SKIPPED:-}" = 1 ]; then
   echo "# ldlm: skipped (POLYLOCK_TEST_LDLM_SKIPPED=1: no LDLM server binary)"
 else

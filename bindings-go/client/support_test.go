@@ -37,12 +37,14 @@ func backends(t *testing.T) []backend {
 	ldlm, ldlmSkip := testenv.ServerURL(t, "POLYLOCK_TEST_LDLM_URL", true)
 	consul, consulSkip := testenv.ServerURL(t, "POLYLOCK_TEST_CONSUL_URL", false)
 	ferret, ferretSkip := testenv.ServerURL(t, "POLYLOCK_TEST_FERRETDB_URL", false)
+	pg, pgSkip := testenv.ServerURL(t, "POLYLOCK_TEST_POSTGRES_URL", false)
 	return []backend{
 		{name: "memory", address: fmt.Sprintf("memory://go-client-%d", os.Getpid())},
 		{name: "ldlm", address: hostPort(ldlm), skip: ldlmSkip},
 		{name: "ldlm-url", address: ldlm, skip: ldlmSkip},
 		{name: "consul", address: consul, skip: consulSkip},
 		{name: "ferretdb", address: ferret, skip: ferretSkip},
+		{name: "postgres", address: pg, skip: pgSkip},
 	}
 }
 

@@ -37,6 +37,7 @@ function backends() {
   for (const [label, variable] of [
     ["consul", "POLYLOCK_TEST_CONSUL_URL"],
     ["ldlm", "POLYLOCK_TEST_LDLM_URL"],
+    ["postgres", "POLYLOCK_TEST_POSTGRES_URL"],
   ]) {
     if (process.env[variable]) list.push([label, process.env[variable], {}]);
     else if (label === "ldlm" && ldlmSkipped()) list.push([label, null, { skip: LDLM_SKIPPED }]);

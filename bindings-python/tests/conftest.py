@@ -40,7 +40,11 @@ def ldlm_skipped():
 
 def _backends():
     found = [("memory", f"memory://py-{os.getpid()}")]
-    for label, var in (("consul", "POLYLOCK_TEST_CONSUL_URL"), ("ldlm", "POLYLOCK_TEST_LDLM_URL")):
+    for label, var in (
+        ("consul", "POLYLOCK_TEST_CONSUL_URL"),
+        ("ldlm", "POLYLOCK_TEST_LDLM_URL"),
+        ("postgres", "POLYLOCK_TEST_POSTGRES_URL"),
+    ):
         if os.environ.get(var):
             found.append((label, os.environ[var]))
         elif label == "ldlm" and ldlm_skipped():
@@ -66,7 +70,7 @@ def server_backends(labels):
     return [b for b in _backends() if (b.values[0] if hasattr(b, "values") else b)[0] in labels]
 
 
-@pytest.fixture(params=server_backends({"consul", "ldlm", "ferretdb", "mongodb"}), ids=lambda b: b[0])
+@pytest.fixture(params=server_backends({"consul", "ldlm", "ferretdb", "mongodb", "postgres"}), ids=lambda b: b[0])
 def server_url(request):
     """A real server (not the per-process memory://): a lease there can be
     taken away from outside (`revoke`)."""

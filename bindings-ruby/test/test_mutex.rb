@@ -300,6 +300,30 @@ class ConsulMutexTest < Minitest::Test
   end
 end
 
+class PostgresMutexTest < Minitest::Test
+  include MutexBehaviour
+  include LostBehaviour
+  include ServerURL
+
+  attr_reader :url
+
+  def setup
+    @url = server_url("POLYLOCK_TEST_POSTGRES_URL")
+  end
+
+  def fencing?
+    true
+  end
+
+  # Releases the lease by its holder with the polylock CLI, from outside.
+  def revoke(mx)
+    cli = ENV.fetch("POLYLOCK_CLI", "")
+    flunk "POLYLOCK_CLI (the polylock binary) is not set" if cli.empty?
+    out, status = Open3.capture2e(cli, "--url", url, "release", mx.name, "--holder", mx.holder)
+    assert status.success?, "polylock release: #{out}"
+  end
+end
+
 class LdlmMutexTest < Minitest::Test
   include MutexBehaviour
   include LostBehaviour

@@ -108,6 +108,10 @@ fn ferretdb() -> Option<String> {
     env::server_env("POLYLOCK_TEST_FERRETDB_URL", true)
 }
 
+fn postgres() -> Option<String> {
+    env::server_env("POLYLOCK_TEST_POSTGRES_URL", true)
+}
+
 fn ldlm() -> Option<String> {
     env::ldlm_env("POLYLOCK_TEST_LDLM_URL")
 }
@@ -187,6 +191,13 @@ fn consul_run() {
 #[test]
 fn ferretdb_run() {
     if let Some(url) = ferretdb() {
+        run_passes_exit_code_and_lease(&url, Fencing::Tokens);
+    }
+}
+
+#[test]
+fn postgres_run() {
+    if let Some(url) = postgres() {
         run_passes_exit_code_and_lease(&url, Fencing::Tokens);
     }
 }
@@ -396,6 +407,12 @@ fn ferretdb_db_locks_commands() {
 }
 
 #[test]
+fn postgres_db_locks_commands() {
+    let Some(url) = postgres() else { return };
+    db_locks_commands(&url);
+}
+
+#[test]
 fn db_locks_names_are_listed_in_help() {
     let help = stdout(&run("memory://", &["--help"]));
     for alias in [
@@ -541,6 +558,12 @@ fn consul_watch_prints_other_processes_events() {
 #[test]
 fn ferretdb_watch_prints_other_processes_events() {
     let Some(url) = ferretdb() else { return };
+    watch_prints_other_processes_events(&url);
+}
+
+#[test]
+fn postgres_watch_prints_other_processes_events() {
+    let Some(url) = postgres() else { return };
     watch_prints_other_processes_events(&url);
 }
 

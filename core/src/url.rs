@@ -1,7 +1,7 @@
-//! Backend URLs: parse `memory://…`, `consul://…`, `mongodb://…`, `ldlm://…` and connect the backend
+//! Backend URLs: parse `memory://…`, `consul://…`, `mongodb://…`, `ldlm://…`, `postgres://…` and connect the backend
 //! they name, from one table of schemes (`TABLE`): the parse errors,
 //! [`SCHEMES`] and connecting all read it. Every backend but `memory://`
-//! is behind the cargo feature of its row (`consul`, `mongodb`, `ldlm`, all
+//! is behind the cargo feature of its row (`consul`, `mongodb`, `ldlm`, `postgres`, all
 //! on by default); a URL whose backend this build left out is an invalid
 //! argument naming the feature. URLs may carry secrets, so they are shown
 //! only through [`redact`].
@@ -64,6 +64,14 @@ const TABLE: &[Row] = &[
         #[cfg(not(feature = "ldlm"))]
         connect: None,
     },
+    Row {
+        schemes: &["postgres", "postgresql"],
+        feature: Some("postgres"),
+        #[cfg(feature = "postgres")]
+        connect: Some(connect_postgres),
+        #[cfg(not(feature = "postgres"))]
+        connect: None,
+    },
 ];
 
 fn connect_memory<'a>(url: &'a Url, _: &'a ClientOptions) -> Connecting<'a> {
@@ -99,6 +107,16 @@ fn connect_ldlm<'a>(url: &'a Url, options: &'a ClientOptions) -> Connecting<'a> 
     Box::pin(async move {
         let config = LdlmConfig::from_url(url, options.token.clone())?;
         let backend: Arc<dyn Backend> = Arc::new(LdlmBackend::connect(config).await?);
+        Ok(backend)
+    })
+}
+
+#[cfg(feature = "postgres")]
+fn connect_postgres<'a>(url: &'a Url, options: &'a ClientOptions) -> Connecting<'a> {
+    use crate::backends::postgres::{PostgresBackend, PostgresConfig};
+    Box::pin(async move {
+        let config = PostgresConfig::from_url(url, options.token.clone())?;
+        let backend: Arc<dyn Backend> = Arc::new(PostgresBackend::connect(config).await?);
         Ok(backend)
     })
 }
@@ -237,6 +255,7 @@ mod tests {
             ("consul", "consul"),
             ("mongodb", "mongodb"),
             ("ldlm", "ldlm"),
+            ("postgres", "postgres"),
         ] {
             let built = TABLE
                 .iter()

@@ -14,7 +14,7 @@ use polylock::{ErrorKind, LockOptions};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-#[cfg_attr(not(feature = "consul"), allow(unused_mut))]
+#[cfg_attr(not(any(feature = "consul", feature = "postgres")), allow(unused_mut))]
 fn urls() -> Vec<String> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let mut urls = vec![format!(
@@ -24,6 +24,8 @@ fn urls() -> Vec<String> {
     )];
     #[cfg(feature = "consul")]
     urls.extend(env::server_env("POLYLOCK_TEST_CONSUL_URL", true));
+    #[cfg(feature = "postgres")]
+    urls.extend(env::server_env("POLYLOCK_TEST_POSTGRES_URL", true));
     urls
 }
 

@@ -569,6 +569,29 @@ async fn ferretdb_stays_safe_under_faults() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stays_safe_under_faults() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let Some(servers) = FaultServers::from_env() else {
+        return;
+    };
+    let mut tally = Tally::default();
+    let url = servers.postgres_url();
+    let (user, rest) = url
+        .strip_prefix("postgres://")
+        .and_then(|rest| rest.split_once('@'))
+        .expect("postgres://USER@HOST:PORT/DB");
+    let (host, db) = rest.split_once('/').expect("a database in the URL");
+    let proxied = |addr: SocketAddr| format!("postgres://{user}@{addr}/{db}?connect_timeout=2");
+    partition(&url, host.parse().unwrap(), proxied, &mut tally).await;
+    kill_holder(&url, &mut tally).await;
+    freeze_holder(&url, &mut tally).await;
+    restart_server(&url, &servers, "postgres.sh", "postgres", &mut tally).await;
+    report("postgres", &tally);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ldlm_stays_safe_under_faults() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return;

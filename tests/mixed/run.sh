@@ -38,6 +38,12 @@ elif [ "${CI:-}" = true ]; then
   exit 1
 fi
 [ -n "${POLYLOCK_TEST_FERRETDB_URL:-}" ] && runs+=("ferretdb fenced $POLYLOCK_TEST_FERRETDB_URL")
+if [ -n "${POLYLOCK_TEST_POSTGRES_URL:-}" ]; then
+  runs+=("postgres fenced $POLYLOCK_TEST_POSTGRES_URL")
+elif [ "${CI:-}" = true ]; then
+  echo "tests/mixed: POLYLOCK_TEST_POSTGRES_URL is not set" >&2
+  exit 1
+fi
 if [ "${POLYLOCK_TEST_LDLM_SKIPPED:-}" = 1 ]; then
   echo "tests/mixed: ldlm skipped: no LDLM server binary (see README \"LDLM\")"
 elif [ -n "${POLYLOCK_TEST_LDLM_URL:-}" ]; then

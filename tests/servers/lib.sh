@@ -80,3 +80,39 @@ stop_pidfile() {
   fi
   rm -f "$file"
 }
+
+# make_certs DIR CLIENT [CLIENT_CN]: a throwaway CA (ca.pem), a server
+# certificate for 127.0.0.1 and localhost (server.pem, server-key.pem) and,
+# when CLIENT is yes, a client certificate (client.pem, client-key.pem; its
+# common name CLIENT_CN, default "polylock test client"), all signed by it.
+make_certs() {
+  local dir=$1 client=$2 client_cn=${3:-polylock test client}
+  command -v openssl >/dev/null || die "openssl is missing (tests/install-deps.sh installs it)"
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+    key ca-key.pem
+    openssl req -x509 -new -key ca-key.pem -sha256 -days 7 -subj "/CN=polylock test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" -out ca.pem
+    # sign NAME CN EXTENSIONS: NAME-key.pem and NAME.pem signed by the CA.
+    sign() {
+      key "$1-key.pem"
+      openssl req -new -key "$1-key.pem" -subj "/CN=$2" -out "$1.csr"
+      printf '%s\n' "$3" >"$1.ext"
+      openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca-key.pem -CAcreateserial \
+        -sha256 -days 7 -extfile "$1.ext" -out "$1.pem" 2>/dev/null
+      rm -f "$1.csr" "$1.ext"
+    }
+    sign server localhost "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost"
+    if [ "$client" = yes ]; then
+      sign client "$client_cn" "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+    fi
+  ) || die "making test certificates in $dir failed"
+}

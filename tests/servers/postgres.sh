@@ -7,6 +7,14 @@
 #                                     it on 127.0.0.1 (free port), create
 #                                     database DB (default polylock); print
 #                                     postgres://polylock@127.0.0.1:PORT/DB
+#   postgres.sh start-tls STATE_DIR [DB]
+#                                     the same, TLS only (a throwaway CA in
+#                                     STATE_DIR/certs: ca.pem, client.pem,
+#                                     client-key.pem), with roles polylock
+#                                     (trust), polylock_pw (SCRAM password in
+#                                     STATE_DIR/password) and polylock_cert
+#                                     (client certificate); print
+#                                     postgres://polylock@localhost:PORT/DB?sslmode=verify-full&sslrootcert=…
 #   postgres.sh restart STATE_DIR     stop it (if running) and start it again
 #                                     (same port, same data)
 #   postgres.sh stop STATE_DIR        stop it (fast shutdown; bounded)
@@ -33,6 +41,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
 PG_SUPERUSER=polylock
+# start-tls's roles: one signs in with a password, one with a certificate.
+PG_PASSWORD_USER=polylock_pw
+PG_CERT_USER=polylock_cert
 
 pg_bindir() {
   local dir
@@ -106,6 +117,34 @@ shut() {
   die "postgres (pid $pid) did not stop"
 }
 
+# create_cluster STATE_DIR: initdb a fresh cluster there, on a free port,
+# with the settings every test server has (pg_hba.conf is the caller's).
+create_cluster() {
+  local state=$1 port
+  [ ! -e "$state/data" ] || die "$state/data exists: start wants a fresh STATE_DIR (use restart)"
+  prepare_dir "$state"
+  as_owner "$bindir/initdb" -D "$state/data" -U "$PG_SUPERUSER" --auth=reject \
+    --encoding=UTF8 --locale=C --no-sync >"$state/initdb.log" 2>&1 ||
+    { cat "$state/initdb.log" >&2; die "initdb failed"; }
+  port=$(free_port)
+  echo "$port" >"$state/port"
+  as_owner mkdir -m 700 "$state/run"
+  # postgresql.conf and pg_hba.conf belong to the cluster's user; append and
+  # overwrite through it.
+  as_owner tee -a "$state/data/postgresql.conf" >/dev/null <<CONF
+
+# tests/servers/postgres.sh: a throwaway test server
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$state/run'
+unix_socket_permissions = 0700
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 200
+CONF
+}
+
 pg_user=${POLYLOCK_PG_USER:-postgres}
 cmd=${1:-}
 # STATE_DIR as an absolute path: the server and as_owner run elsewhere.
@@ -118,37 +157,62 @@ case "$cmd" in
     state=${2:?state dir}
     db=${3:-polylock}
     bindir=$(pg_bindir)
-    [ ! -e "$state/data" ] || die "$state/data exists: start wants a fresh STATE_DIR (use restart)"
-    prepare_dir "$state"
-    as_owner "$bindir/initdb" -D "$state/data" -U "$PG_SUPERUSER" --auth=reject \
-      --encoding=UTF8 --locale=C --no-sync >"$state/initdb.log" 2>&1 ||
-      { cat "$state/initdb.log" >&2; die "initdb failed"; }
-    port=$(free_port)
-    echo "$port" >"$state/port"
-    as_owner mkdir -m 700 "$state/run"
-    # postgresql.conf and pg_hba.conf belong to the cluster's user; append and
-    # overwrite through it.
-    as_owner tee -a "$state/data/postgresql.conf" >/dev/null <<CONF
-
-# tests/servers/postgres.sh: a throwaway test server
-listen_addresses = '127.0.0.1'
-port = $port
-unix_socket_directories = '$state/run'
-unix_socket_permissions = 0700
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-max_connections = 200
-CONF
+    create_cluster "$state"
     as_owner tee "$state/data/pg_hba.conf" >/dev/null <<'HBA'
 # tests/servers/postgres.sh: TCP from 127.0.0.1 only, no password.
 # TYPE  DATABASE  USER  ADDRESS       METHOD
 host    all       all   127.0.0.1/32  trust
 HBA
     launch "$state"
+    port=$(cat "$state/port")
     "$bindir/createdb" -h 127.0.0.1 -p "$port" -U "$PG_SUPERUSER" "$db" ||
       die "createdb $db failed"
     echo "postgres://$PG_SUPERUSER@127.0.0.1:$port/$db" >"$state/url"
+    cat "$state/url"
+    ;;
+  start-tls)
+    state=${2:?state dir}
+    db=${3:-polylock}
+    bindir=$(pg_bindir)
+    create_cluster "$state"
+    make_certs "$state/certs" yes "$PG_CERT_USER"
+    # The server's copies belong to the cluster's user (its key 0600).
+    as_owner mkdir -m 700 "$state/data/tls"
+    for file in ca.pem server.pem server-key.pem; do
+      as_owner tee "$state/data/tls/$file" >/dev/null <"$state/certs/$file"
+    done
+    as_owner chmod 600 "$state/data/tls/server-key.pem"
+    chmod 644 "$state/certs/client-key.pem"
+    as_owner tee -a "$state/data/postgresql.conf" >/dev/null <<CONF
+ssl = on
+ssl_cert_file = '$state/data/tls/server.pem'
+ssl_key_file = '$state/data/tls/server-key.pem'
+ssl_ca_file = '$state/data/tls/ca.pem'
+password_encryption = 'scram-sha-256'
+CONF
+    as_owner tee "$state/data/pg_hba.conf" >/dev/null <<HBA
+# tests/servers/postgres.sh start-tls: TLS from 127.0.0.1 only; the
+# superuser without a password, $PG_PASSWORD_USER by password (SCRAM),
+# $PG_CERT_USER by client certificate; nothing without TLS.
+# TYPE   DATABASE  USER               ADDRESS       METHOD
+hostssl  all       $PG_SUPERUSER      127.0.0.1/32  trust
+hostssl  all       $PG_PASSWORD_USER  127.0.0.1/32  scram-sha-256
+hostssl  all       $PG_CERT_USER      127.0.0.1/32  cert
+host     all       all                127.0.0.1/32  reject
+HBA
+    launch "$state"
+    port=$(cat "$state/port")
+    password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+    printf '%s\n' "$password" >"$state/password"
+    "$bindir/createdb" -h 127.0.0.1 -p "$port" -U "$PG_SUPERUSER" "$db" ||
+      die "createdb $db failed"
+    "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U "$PG_SUPERUSER" -d "$db" <<SQL ||
+CREATE ROLE $PG_PASSWORD_USER LOGIN PASSWORD '$password';
+CREATE ROLE $PG_CERT_USER LOGIN;
+GRANT CREATE ON DATABASE $db TO $PG_PASSWORD_USER, $PG_CERT_USER;
+SQL
+      die "creating the roles failed"
+    echo "postgres://$PG_SUPERUSER@localhost:$port/$db?sslmode=verify-full&sslrootcert=$state/certs/ca.pem" >"$state/url"
     cat "$state/url"
     ;;
   restart)
@@ -180,5 +244,5 @@ HBA
     url=$(cat "$state/url")
     exec "$bindir/psql" "$url" "$@"
     ;;
-  *) die "usage: postgres.sh start DIR [DB]|restart DIR|stop DIR|status DIR|url DIR|psql DIR ARGS…|bindir" ;;
+  *) die "usage: postgres.sh start DIR [DB]|start-tls DIR [DB]|restart DIR|stop DIR|status DIR|url DIR|psql DIR ARGS…|bindir" ;;
 esac

@@ -1,6 +1,6 @@
 //! The backends, one folder each. Each implements [`crate::backend::Backend`].
 //! Every one but `memory` is built only with the cargo feature of its name
-//! (`consul`, `mongodb`, `ldlm`; all on by default); [`crate::url`]'s table
+//! (`consul`, `mongodb`, `ldlm`, `postgres`; all on by default); [`crate::url`]'s table
 //! of schemes says which.
 
 #[cfg(feature = "consul")]
@@ -12,5 +12,9 @@ pub mod ldlm;
 pub mod memory;
 #[cfg(feature = "mongodb")]
 pub mod mongo;
-#[cfg(any(feature = "consul", feature = "mongodb"))]
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(any(feature = "consul", feature = "mongodb", feature = "postgres"))]
 mod retry;
+#[cfg(any(feature = "ldlm", feature = "postgres"))]
+mod tls;

@@ -3,7 +3,12 @@
 
 // A build without a backend's feature leaves its harness unused.
 #![cfg_attr(
-    not(all(feature = "consul", feature = "mongodb", feature = "ldlm")),
+    not(all(
+        feature = "consul",
+        feature = "mongodb",
+        feature = "ldlm",
+        feature = "postgres"
+    )),
     allow(dead_code)
 )]
 
@@ -37,6 +42,7 @@ enum Kind {
     Consul { http: String },
     Mongo,
     Ldlm,
+    Postgres,
 }
 
 /// A backend under test.
@@ -84,6 +90,14 @@ impl Harness {
         Some(Harness {
             url: crate::env::ldlm_env("POLYLOCK_TEST_LDLM_URL")?,
             kind: Kind::Ldlm,
+        })
+    }
+
+    /// A PostgreSQL server (`tests/with-servers.sh` starts one; CI always).
+    pub fn postgres() -> Option<Harness> {
+        Some(Harness {
+            url: server_env("POLYLOCK_TEST_POSTGRES_URL", true)?,
+            kind: Kind::Postgres,
         })
     }
 
@@ -151,6 +165,13 @@ impl Harness {
             // Reads: the event stream's tailing cursor waits on the server
             // for a bounded time per call, and the driver checks the server
             // every 10 s, so reads grow with time; not counted here.
+            // A parked waiter hears releases and renewals through the
+            // notifications of its LISTEN connection: nothing to send.
+            Kind::Postgres => ParkBudget {
+                writes: 0,
+                reads: Some(0),
+                reads_per_change: 0,
+            },
             Kind::Mongo | Kind::Memory { .. } => ParkBudget {
                 writes: 0,
                 reads: None,
@@ -169,7 +190,7 @@ impl Harness {
             // MongoDB: a forced release (its release marker) from another
             // client. LDLM: an unlock by key from another connection, as an
             // operator (or go-ldlm's Unlock(name, key)) would.
-            Kind::Mongo | Kind::Ldlm => {
+            Kind::Mongo | Kind::Ldlm | Kind::Postgres => {
                 let operator = self.client().await;
                 operator
                     .release_holder(lease.name(), lease.holder())

@@ -3,7 +3,7 @@
 //! (`POLYLOCK_TEST_CONSUL_URL`, `POLYLOCK_TEST_FERRETDB_URL` and
 //! `POLYLOCK_TEST_FERRETDB_SQLITE_URL` (FerretDB on its PostgreSQL and its
 //! SQLite storage handler),
-//! `POLYLOCK_TEST_LDLM_URL`; in CI a missing one fails the run, except LDLM
+//! `POLYLOCK_TEST_LDLM_URL`, `POLYLOCK_TEST_POSTGRES_URL`; in CI a missing one fails the run, except LDLM
 //! when tests/with-servers.sh found no server binary) and real MongoDB when
 //! `POLYLOCK_TEST_MONGODB_URL` is set.
 //! Cases that need a capability the backend lacks are skipped for it, and a
@@ -76,3 +76,5 @@ suite!(consul);
 suite!(ferretdb, ferretdb_sqlite, mongodb);
 #[cfg(feature = "ldlm")]
 suite!(ldlm);
+#[cfg(feature = "postgres")]
+suite!(postgres);

@@ -28,6 +28,10 @@ pub enum Protocol {
     /// send no trailers, and PING, SETTINGS, WINDOW_UPDATE, DATA and
     /// CONTINUATION frames are not calls, so they are not counted.
     Http2,
+    /// PostgreSQL's frontend messages: after the untyped startup packets
+    /// (SSLRequest, StartupMessage), each query (`Q`) or extended-protocol
+    /// batch (ended by `Sync`, `S`) is one request, counted as a write.
+    Postgres,
 }
 
 /// Requests counted so far.
@@ -99,25 +103,33 @@ impl CountingProxy {
         CountingProxy { addr, counters }
     }
 
-    /// `url` (consul://, mongodb:// or ldlm://, not TLS: the proxy could not
+    /// `url` (consul://, mongodb://, ldlm:// or postgres://, not TLS: the proxy could not
     /// read the requests) through a new proxy in front of its server.
     #[allow(dead_code)]
     pub async fn in_front_of(url: &str) -> Option<(String, CountingProxy)> {
         let (scheme, rest) = url.split_once("://")?;
-        let host = rest.split(['/', '?']).next()?;
+        let authority = rest.split(['/', '?']).next()?;
+        // PostgreSQL's URLs name their user: user@host:port.
+        let (userinfo, host) = match authority.rsplit_once('@') {
+            Some((user, host)) => (Some(user), host),
+            None => (None, authority),
+        };
         let target: SocketAddr = host.parse().ok()?;
         let protocol = match scheme {
             "consul" => Protocol::Http,
             "mongodb" => Protocol::Mongo,
             "ldlm" => Protocol::Http2,
+            "postgres" | "postgresql" => Protocol::Postgres,
             _ => return None,
         };
+        let rest = &rest[authority.len() - host.len()..];
         let proxy = CountingProxy::start(target, protocol).await;
         let path = match &rest[host.len()..] {
             "" => "/",
             path => path,
         };
-        let mut proxied = format!("{scheme}://{}{path}", proxy.addr);
+        let user = userinfo.map(|u| format!("{u}@")).unwrap_or_default();
+        let mut proxied = format!("{scheme}://{user}{}{path}", proxy.addr);
         if scheme == "mongodb" {
             // The proxy's address is not the server's own: no replica-set discovery.
             proxied.push(if proxied.contains('?') { '&' } else { '?' });
@@ -239,6 +251,8 @@ struct Scanner {
     length: usize,
     /// HTTP/2: bytes of the client connection preface still to skip.
     preface: usize,
+    /// PostgreSQL: the startup packet has gone (messages are typed now).
+    started: bool,
 }
 
 /// The client connection preface every HTTP/2 connection starts with.
@@ -275,6 +289,7 @@ impl Scanner {
             } else {
                 0
             },
+            started: false,
         }
     }
 
@@ -297,6 +312,7 @@ impl Scanner {
                 Protocol::Http => self.http(chunk, &mut found),
                 Protocol::Mongo => self.mongo(chunk, &mut found),
                 Protocol::Http2 => self.http2(chunk, &mut found),
+                Protocol::Postgres => self.postgres(chunk, &mut found),
             };
             chunk = &chunk[used..];
         }
@@ -356,6 +372,31 @@ impl Scanner {
             }
             self.skip = self.length - want;
             self.head.clear();
+        }
+        n
+    }
+
+    /// Reads a message's head (untyped before startup: length, code;
+    /// then type, length); returns bytes used.
+    fn postgres(&mut self, chunk: &[u8], found: &mut Counts) -> usize {
+        let want = if self.started { 5 } else { 8 };
+        let n = (want - self.head.len()).min(chunk.len());
+        self.head.extend_from_slice(&chunk[..n]);
+        if self.head.len() == want {
+            let head = std::mem::take(&mut self.head);
+            if self.started {
+                let length = u32::from_be_bytes(head[1..5].try_into().unwrap()) as usize;
+                self.skip = length.saturating_sub(4);
+                if matches!(head[0], b'Q' | b'S') {
+                    found.writes += 1;
+                }
+            } else {
+                let length = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
+                let code = u32::from_be_bytes(head[4..8].try_into().unwrap());
+                self.skip = length.saturating_sub(8);
+                // SSLRequest and GSSENCRequest come before the startup packet.
+                self.started = !matches!(code, 80877103 | 80877104);
+            }
         }
         n
     }

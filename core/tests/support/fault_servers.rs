@@ -33,6 +33,11 @@ impl FaultServers {
         format!("mongodb://127.0.0.1:{port}/")
     }
 
+    /// The postgres:// URL of the fault suite's PostgreSQL server.
+    pub fn postgres_url(&self) -> String {
+        read(&self.state("postgres").join("url"))
+    }
+
     /// The ldlm:// URL of the fault suite's LDLM server, `None` (skip) when
     /// tests/with-servers.sh found no LDLM server binary.
     pub fn ldlm_url(&self) -> Option<String> {
