@@ -2,11 +2,18 @@
 //! tests/with-servers.sh starts (`POLYLOCK_TEST_POSTGRES_URL`, its state in
 //! `POLYLOCK_TEST_POSTGRES_DIR` for the restart case): tenants in their own
 //! schema and table, SQL injection attempts through names, values and
-//! schema options, fencing tokens across deletes, and waiters woken after
+//! schema options, fencing tokens across deletes, renewal counted (one
+//! statement per client and TTL, whatever the lease count), TLS, passwords
+//! and client certificates (`POLYLOCK_TEST_POSTGRES_TLS_URL`, `_TLS_DIR`:
+//! `postgres.sh start-tls`), and waiters woken after
 //! a server restart (the LISTEN connection comes back; on a second server,
 //! `POLYLOCK_TEST_POSTGRES_RESTART_URL` and `_DIR`, so no other test sees
 //! the restart).
 
+#[path = "support/counted_client.rs"]
+mod counted_client;
+#[path = "support/counting_proxy.rs"]
+mod counting_proxy;
 #[path = "support/env.rs"]
 mod env;
 
@@ -339,4 +346,35 @@ async fn a_client_certificate_signs_in() {
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Auth, "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_statement_renews_all_of_a_clients_leases() {
+    let Some(url) = url() else { return };
+    let (client, proxy, mut events) = counted_client::counted(&url).await;
+    let leases_held = 50;
+    let options = LockOptions::mutex().ttl(Duration::from_secs(3));
+    let mut leases = Vec::new();
+    for _ in 0..leases_held {
+        let lock = client.lock(&name("renewed"), options.clone()).unwrap();
+        leases.push(lock.try_acquire().await.unwrap().expect("free"));
+    }
+    let before = proxy.counts();
+    let rounds = 3;
+    // Every lease renewed `rounds` times (the keeper reports each lease).
+    counted_client::events(&mut events, leases_held * rounds, |e| {
+        matches!(e, polylock::Event::Renewed { .. })
+    })
+    .await;
+    let spent = proxy.counts().since(before);
+    eprintln!("{leases_held} leases, {rounds} renewals each: {spent:?}");
+    // One statement per round; a round may have started before `before`
+    // and the next may be under way.
+    assert!(
+        spent.total() <= (rounds + 1) as u64,
+        "{leases_held} leases renewed {rounds} times sent {spent:?}"
+    );
+    for lease in leases {
+        lease.release().await.unwrap();
+    }
 }
