@@ -300,10 +300,22 @@ class ConsulMutexTest < Minitest::Test
   end
 end
 
+# Takes a lease away from outside: releases it by its holder id with the
+# polylock CLI ($POLYLOCK_CLI), as an operator would.
+module CliRevoke
+  def revoke(mx)
+    cli = ENV.fetch("POLYLOCK_CLI", "")
+    flunk "POLYLOCK_CLI (the polylock binary) is not set" if cli.empty?
+    out, status = Open3.capture2e(cli, "--url", url, "release", mx.name, "--holder", mx.holder)
+    assert status.success?, "polylock release: #{out}"
+  end
+end
+
 class PostgresMutexTest < Minitest::Test
   include MutexBehaviour
   include LostBehaviour
   include ServerURL
+  include CliRevoke
 
   attr_reader :url
 
@@ -314,20 +326,13 @@ class PostgresMutexTest < Minitest::Test
   def fencing?
     true
   end
-
-  # Releases the lease by its holder with the polylock CLI, from outside.
-  def revoke(mx)
-    cli = ENV.fetch("POLYLOCK_CLI", "")
-    flunk "POLYLOCK_CLI (the polylock binary) is not set" if cli.empty?
-    out, status = Open3.capture2e(cli, "--url", url, "release", mx.name, "--holder", mx.holder)
-    assert status.success?, "polylock release: #{out}"
-  end
 end
 
 class LdlmMutexTest < Minitest::Test
   include MutexBehaviour
   include LostBehaviour
   include ServerURL
+  include CliRevoke
 
   attr_reader :url
 
@@ -338,14 +343,6 @@ class LdlmMutexTest < Minitest::Test
   # LDLM gives no fencing token.
   def fencing?
     false
-  end
-
-  # Releases the lease by its key with the polylock CLI, from outside.
-  def revoke(mx)
-    cli = ENV.fetch("POLYLOCK_CLI", "")
-    flunk "POLYLOCK_CLI (the polylock binary) is not set" if cli.empty?
-    out, status = Open3.capture2e(cli, "--url", url, "release", mx.name, "--holder", mx.holder)
-    assert status.success?, "polylock release: #{out}"
   end
 
   def test_a_wrong_password_is_refused_without_showing_it

@@ -18,3 +18,5 @@ pub mod postgres;
 mod retry;
 #[cfg(any(feature = "ldlm", feature = "postgres"))]
 mod tls;
+#[cfg(any(feature = "ldlm", feature = "postgres"))]
+mod url_text;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::backends::duration::parse_go_duration;
+use crate::backends::url_text::percent_decode;
 use crate::error::{Error, Result};
 use crate::options::Secret;
 
@@ -196,13 +197,6 @@ fn userinfo_password(url: &Url) -> Result<Option<Secret>> {
     }
     let decoded = url.password().map(percent_decode).unwrap_or_default();
     Ok((!decoded.is_empty()).then(|| Secret::new(decoded)))
-}
-
-fn percent_decode(text: &str) -> String {
-    url::form_urlencoded::parse(format!("p={}", text.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool> {

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::backends::url_text::percent_decode;
 use crate::error::{Error, Result};
 use crate::options::Secret;
 
@@ -288,13 +289,6 @@ fn identifier(what: &str, value: &str) -> Result<String> {
         )));
     }
     Ok(value.to_string())
-}
-
-fn percent_decode(text: &str) -> String {
-    url::form_urlencoded::parse(format!("p={}", text.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
