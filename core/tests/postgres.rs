@@ -378,3 +378,17 @@ async fn one_statement_renews_all_of_a_clients_leases() {
         lease.release().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_that_is_not_polylocks_is_refused_and_left_alone() {
+    let Some(url) = url() else { return };
+    psql("CREATE SCHEMA IF NOT EXISTS foreign_app; CREATE TABLE IF NOT EXISTS foreign_app.locks (x integer)");
+    let error = Client::connect(&with(&url, "schema=foreign_app"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Conflict, "{error}");
+    assert_eq!(
+        psql("SELECT coalesce(obj_description('foreign_app.locks'::regclass, 'pg_class'), 'none'), (SELECT count(*) FROM pg_proc WHERE pronamespace = 'foreign_app'::regnamespace)"),
+        "none|0"
+    );
+}

@@ -253,17 +253,19 @@ async fn ensure_schema(client: &Client, names: &Names, connector: &Connector) ->
         .query_one(names.probe().as_str(), &[])
         .await
         .map_err(|e| connector.error(&e))?;
-    match row.get::<_, Option<String>>(0).as_deref() {
-        Some(VERSION_MARK) => return Ok(()),
-        Some(other) => {
+    let exists: bool = row.get(0);
+    match (exists, row.get::<_, Option<String>>(1).as_deref()) {
+        (true, Some(VERSION_MARK)) => return Ok(()),
+        // Somebody else's table, or another version's: never touched.
+        (true, comment) => {
             return Err(Error::Conflict {
                 name: names.channel.clone(),
                 detail: format!(
-                    "the table is not polylock's of this version (its comment says {other:?}); choose another with table="
+                    "the table exists but is not polylock's of this version (its comment: {comment:?}); choose another with schema= or table="
                 ),
             })
         }
-        None => {}
+        (false, _) => {}
     }
     client
         .batch_execute(&names.create())
@@ -485,6 +487,9 @@ impl AcquirePolicy for PostgresBackend {
             loop {
                 let mut wake = expiries.values().min().copied();
                 let polling = !self.listener.is_listening();
+                if !polling {
+                    fallback = Duration::from_millis(100);
+                }
                 if polling {
                     let at = Instant::now() + fallback;
                     wake = Some(wake.map_or(at, |w| w.min(at)));

@@ -59,11 +59,12 @@ impl Names {
         format!("\"{}\".\"{}{suffix}\"", self.s, self.t)
     }
 
-    /// The statement that tells whether the objects exist at this version.
+    /// The statement that tells whether the leases table exists, and its
+    /// comment (the version mark).
     pub fn probe(&self) -> String {
+        let table = self.object("").replace('\'', "''");
         format!(
-            "SELECT obj_description(to_regclass('{}'), 'pg_class')",
-            self.object("").replace('\'', "''")
+            "SELECT to_regclass('{table}') IS NOT NULL, obj_description(to_regclass('{table}'), 'pg_class')"
         )
     }
 
