@@ -10,12 +10,12 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "polylock", version, about, after_help = crate::exit::CODES_HELP)]
 pub struct Cli {
     /// The backend URL (consul://127.0.0.1:8500, mongodb://…, ldlm://host:3144,
-    /// memory://).
+    /// postgres://user@host/db, memory://).
     #[arg(long, env = "POLYLOCK_URL", global = true, hide_env_values = true)]
     pub url: Option<String>,
 
-    /// An access token (Consul ACL token, LDLM password); kept out of every
-    /// output.
+    /// An access token (Consul ACL token, LDLM or PostgreSQL password); kept
+    /// out of every output.
     #[arg(long, env = "POLYLOCK_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
 
