@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{ttl_ms, PostgresBackend};
+use super::{ttl_ms, ttl_param, PostgresBackend};
 use crate::backend::{HolderOps, Inspect};
 use crate::error::{Error, Result};
 use crate::model::{HolderStatus, LockStatus};
@@ -78,7 +78,7 @@ impl HolderOps for PostgresBackend {
 
     async fn renew_holder(&self, name: &str, holder: &str, ttl: Duration) -> Result<Duration> {
         let connection = self.connection(1).await?;
-        let ms = i64::try_from(ttl_ms(ttl)).unwrap_or(i64::MAX);
+        let ms = ttl_param(ttl_ms(ttl));
         let row = connection
             .client
             .query_one(&connection.renew_holder, &[&name, &holder, &ms])

@@ -164,37 +164,39 @@ impl Listener {
         let (Some(name), Ok(token)) = (parts.next(), second.parse::<u64>()) else {
             return;
         };
-        let (holder, name) = (third.to_string(), name.to_string());
-        let event = |kind| LockEvent {
-            name: name.clone(),
-            kind,
-            holder: holder.clone(),
-            fencing_token: Some(token),
+        // What each kind tells: whether a slot may be free, the reason its
+        // holder lost the lease (if it did), and the lock event (if any).
+        let (frees, lost, event) = match kind {
+            "a" => (false, None, Some(LockEventKind::Acquired)),
+            "r" => (true, None, Some(LockEventKind::Released)),
+            "f" => (
+                true,
+                Some("released by another client (an operator)"),
+                Some(LockEventKind::Released),
+            ),
+            "e" => (
+                true,
+                Some("its session expired and another holder took the slot"),
+                Some(LockEventKind::Expired),
+            ),
+            "w" => (true, None, None),
+            _ => return,
         };
-        match kind {
-            "a" => {
-                let _ = self.events.send(event(LockEventKind::Acquired));
-            }
-            "r" | "f" | "e" | "w" => {
-                let reason = match kind {
-                    "f" => Some("released by another client (an operator)"),
-                    "e" => Some("its session expired and another holder took the slot"),
-                    _ => None,
-                };
-                if let Some(reason) = reason {
-                    self.resolve(&holder, reason);
-                }
-                let kind = match kind {
-                    "e" => Some(LockEventKind::Expired),
-                    "w" => None,
-                    _ => Some(LockEventKind::Released),
-                };
-                if let Some(kind) = kind {
-                    let _ = self.events.send(event(kind));
-                }
-                let _ = self.notes.send(Note::Freed { name });
-            }
-            _ => {}
+        if let Some(reason) = lost {
+            self.resolve(third, reason);
+        }
+        if let Some(kind) = event {
+            let _ = self.events.send(LockEvent {
+                name: name.to_string(),
+                kind,
+                holder: third.to_string(),
+                fencing_token: Some(token),
+            });
+        }
+        if frees {
+            let _ = self.notes.send(Note::Freed {
+                name: name.to_string(),
+            });
         }
     }
 

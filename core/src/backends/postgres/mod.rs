@@ -163,13 +163,13 @@ impl PostgresBackend {
             self.client_id,
             self.next_holder.fetch_add(1, Ordering::Relaxed)
         );
+        let limit = i32::try_from(request.limit).unwrap_or(i32::MAX);
+        let ttl = ttl_param(ttl_ms);
         let mut races = 0;
         let mut fresh_session = false;
         loop {
             let session = self.session(ttl_ms);
             let connection = self.connection(1).await?;
-            let limit = i32::try_from(request.limit).unwrap_or(i32::MAX);
-            let ttl = i64::try_from(ttl_ms).unwrap_or(i64::MAX);
             let row = match connection
                 .client
                 .query_one(
@@ -245,6 +245,11 @@ impl PostgresBackend {
 /// `ttl` in whole milliseconds, rounded up.
 fn ttl_ms(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_micros().div_ceil(1000)).unwrap_or(u64::MAX)
+}
+
+/// `ttl_ms` as the statements' `int8` parameter.
+fn ttl_param(ttl_ms: u64) -> i64 {
+    i64::try_from(ttl_ms).unwrap_or(i64::MAX)
 }
 
 /// Creates polylock's objects unless they are there at this version.
@@ -351,10 +356,7 @@ impl Backend for PostgresBackend {
         let connection = self.connection(0).await?;
         let row = connection
             .client
-            .query_one(
-                &connection.renew,
-                &[&session, &i64::try_from(ttl_ms).unwrap_or(i64::MAX)],
-            )
+            .query_one(&connection.renew, &[&session, &ttl_param(ttl_ms)])
             .await
             .map_err(|e| self.error(&e))?;
         let renewed: bool = row.get(0);
@@ -487,12 +489,11 @@ impl AcquirePolicy for PostgresBackend {
             loop {
                 let mut wake = expiries.values().min().copied();
                 let polling = !self.listener.is_listening();
-                if !polling {
-                    fallback = Duration::from_millis(100);
-                }
                 if polling {
                     let at = Instant::now() + fallback;
                     wake = Some(wake.map_or(at, |w| w.min(at)));
+                } else {
+                    fallback = Duration::from_millis(100);
                 }
                 if let Some(until) = until {
                     wake = Some(wake.map_or(until, |w| w.min(until)));
@@ -527,17 +528,7 @@ impl AcquirePolicy for PostgresBackend {
                     _ = signals.caller_gone() => return Ok(Acquisition::CallerGone),
                 }
             }
-            if until.is_some_and(|until| Instant::now() >= until) {
-                // One last look at the deadline.
-                let sent = Instant::now();
-                return Ok(match self.attempt(request).await? {
-                    Try::Granted(grant) => Acquisition::Granted {
-                        grant,
-                        proven_from: sent,
-                    },
-                    Try::Busy(_) => Acquisition::Busy,
-                });
-            }
+            // Look again; at the deadline that look is the last.
         }
     }
 }

@@ -82,9 +82,7 @@ impl Names {
         let fence = self.object("_fence");
         let session_index = format!("\"{}_session\"", self.t);
         let channel = self.channel.replace('\'', "''");
-        let live = "(CASE WHEN l.session IS NULL THEN l.expires_at > now() \
-                    ELSE coalesce(NOT s.dead AND s.expires_at > now(), false) END)";
-        let expiry = "(CASE WHEN l.session IS NULL THEN l.expires_at ELSE s.expires_at END)";
+        let (live, expiry) = (LIVE, EXPIRY);
         let f = |name: &str| self.object(name);
         format!(
             r#"
@@ -324,12 +322,13 @@ COMMIT;
     pub fn status(&self) -> String {
         format!(
             "SELECT l.holder::text, l.value, l.token, l.lim, \
-             greatest(0, ceil(extract(epoch FROM (CASE WHEN l.session IS NULL THEN l.expires_at ELSE s.expires_at END) - now()) * 1000))::int8 \
+             greatest(0, ceil(extract(epoch FROM {expiry} - now()) * 1000))::int8 \
              FROM {leases} l LEFT JOIN {sessions} s ON s.id = l.session \
              WHERE l.name = $1::text AND {live} ORDER BY l.token",
             leases = self.object(""),
             sessions = self.object("_sessions"),
             live = LIVE,
+            expiry = EXPIRY,
         )
     }
 
@@ -348,3 +347,7 @@ COMMIT;
 /// Whether lease row `l` (joined with its session `s`) is live.
 const LIVE: &str = "(CASE WHEN l.session IS NULL THEN l.expires_at > now() \
                     ELSE coalesce(NOT s.dead AND s.expires_at > now(), false) END)";
+
+/// When lease row `l` (joined with its session `s`) ends unless renewed:
+/// its own expiry once abandoned, else its session's.
+const EXPIRY: &str = "(CASE WHEN l.session IS NULL THEN l.expires_at ELSE s.expires_at END)";
