@@ -27,6 +27,8 @@ import "C"
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"runtime"
 	"runtime/cgo"
 	"strings"
@@ -196,11 +198,14 @@ func query[T any](l *Lock, f func(*C.polylock_lock) T) T {
 	return f(l.ptr)
 }
 
-// free frees the handle once (releasing a lease it still holds).
+// free frees the handle once (releasing a lease it still holds). Locked is
+// cleared here, under mu, so that Unlocks racing on one Lock do not race
+// on it.
 func (l *Lock) free() {
 	l.mu.Lock()
 	closed := l.closed
 	l.closed = true
+	l.Locked = false
 	l.mu.Unlock()
 	if !closed {
 		// Outside the lock: a lost callback running now may call methods.
@@ -355,7 +360,6 @@ func (l *Lock) Unlock(ctx context.Context) error {
 	if errors.Is(err, ErrConnection) {
 		return err
 	}
-	l.Locked = false
 	l.free()
 	return err
 }
@@ -389,7 +393,9 @@ func (l *Lock) FencingToken() (uint64, bool) {
 }
 
 // OnLost runs f (on a background goroutine's thread) if the lease is lost;
-// at most once. A later call replaces f.
+// at most once. A later call replaces f. A panic in f is recovered and
+// printed to stderr (it cannot unwind through C): the process and other
+// callbacks go on.
 func (l *Lock) OnLost(f func(LostEvent)) error {
 	slot := (*C.uintptr_t)(C.malloc(C.size_t(unsafe.Sizeof(C.uintptr_t(0)))))
 	*slot = C.uintptr_t(cgo.NewHandle(f))
@@ -407,6 +413,11 @@ func (l *Lock) OnLost(f func(LostEvent)) error {
 //export polylockGoLost
 func polylockGoLost(userData unsafe.Pointer, event *C.polylock_lost_event) {
 	f := cgo.Handle(*(*C.uintptr_t)(userData)).Value().(func(LostEvent))
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(os.Stderr, "polylock: OnLost callback for %q panicked: %v\n", C.GoString(event.name), r)
+		}
+	}()
 	f(LostEvent{
 		Name:         C.GoString(event.name),
 		Key:          C.GoString(event.holder),

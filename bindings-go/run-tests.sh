@@ -8,21 +8,9 @@
 # libpolylock (polylock.pc carries an rpath) and POLYLOCK_CLI is its
 # bin/polylock (the LDLM tests revoke leases with it).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-tarball=$(bash "$root/bindings-c/package.sh")
-prefix=$(mktemp -d "${TMPDIR:-/tmp}/polylock-go-prefix.XXXXXX")
-trap 'rm -rf "$prefix"' EXIT
-tar -xzf "$tarball" -C "$prefix" --strip-components=1
+# shellcheck source=lib-env.sh
+source "$(dirname "$0")/lib-env.sh"
 echo "go: testing against $(basename "$tarball") unpacked in $prefix"
-export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-export POLYLOCK_CLI="$prefix/bin/polylock"
-export POLYLOCK_CUT_PROXY="$root/tests/support/cut_proxy.py"
-export CGO_ENABLED=1 GOFLAGS=-mod=mod
-# Go's build cache keeps a cgo package's link flags without keying them on
-# pkg-config's answer, so a package built earlier against another
-# libpolylock would be linked as it was: naming this prefix in the CGO_*
-# variables (which are keyed) makes go build it against this one.
-export CGO_CFLAGS="-g -O2 -I$prefix/include" CGO_LDFLAGS="-Wl,-rpath,$prefix/lib"
 cd "$root/bindings-go"
 "$root/tests/support/without-rust.sh" go vet ./...
 # The test binaries load the unpacked library, no other.
@@ -33,4 +21,5 @@ if [ "$(readlink -f "$loaded")" != "$(readlink -f "$prefix/lib/libpolylock.so")"
   exit 1
 fi
 echo "go: the tests load $loaded"
-exec "$root/tests/support/without-rust.sh" go test -count=1 -race -v ./...
+# POLYLOCK_GO_TESTS: a -run pattern, to run only the tests it matches.
+exec "$root/tests/support/without-rust.sh" go test -count=1 -race -v ${POLYLOCK_GO_TESTS:+"-run=$POLYLOCK_GO_TESTS"} ./...

@@ -29,8 +29,12 @@ FORMATs (what each runner prints):
               skips" (R - F - E - S passed; failures and errors failed)
     go        go test -v: "--- PASS/FAIL/SKIP: Name" lines; a test with
               subtests counts through its subtests only
-    mixed     tests/mixed/check.py, per judged run: "mixed: holds ...,
-              violations V" (1 passed if V is 0, else 1 failed)
+    mixed     tests/mixed/run.sh, per backend and judge: "mixed: BACKEND:
+              grants ..., violations V" (tests/mixed/check.py) and
+              "porcupine: BACKEND: ..., violations V, unknown U" (1 passed
+              if V and U are 0, else 1 failed)
+    fuzz      tests/fuzz/run.sh, per fuzz target: "fuzz TARGET: ok, ..." or
+              "fuzz TARGET: FAILED (...)"
     single    the phase is one test: its exit status decides
 
 A phase is ok when it exited 0 and counted no failure. One that failed
@@ -150,17 +154,34 @@ def prefixes(name):
 
 
 def mixed(lines):
-    judged = re.compile(r"^mixed: holds .*, violations (\d+)$")
+    judged = re.compile(
+        r"^(?:mixed: \S+: grants .*, violations (\d+)"
+        r"|porcupine: \S+: .*, violations (\d+), unknown (\d+))$"
+    )
     passed = failed = 0
     seen = False
     for line in lines:
         m = judged.match(line)
         if m:
             seen = True
-            if int(m[1]) == 0:
+            bad = sum(int(g) for g in m.groups() if g)
+            if bad == 0:
                 passed += 1
             else:
                 failed += 1
+    return (passed, failed, 0) if seen else None
+
+
+def fuzz(lines):
+    verdict = re.compile(r"^fuzz \S+: (ok|FAILED)\b")
+    passed = failed = 0
+    seen = False
+    for line in lines:
+        m = verdict.match(line)
+        if m:
+            seen = True
+            passed += m[1] == "ok"
+            failed += m[1] == "FAILED"
     return (passed, failed, 0) if seen else None
 
 
@@ -168,7 +189,7 @@ def single(lines):
     return None
 
 
-FORMATS = {f.__name__: f for f in (cargo, pytest, node, c, minitest, go, mixed, single)}
+FORMATS = {f.__name__: f for f in (cargo, pytest, node, c, minitest, go, mixed, fuzz, single)}
 
 
 def counts_text(passed, failed, skipped):

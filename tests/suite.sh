@@ -4,8 +4,12 @@
 # failure, showing what passing tests print, such as the fault suite's
 # counts), the Python package (installed with pip, tested with pytest), the
 # Node package (npm install, node --test), then the C ABI under valgrind and
-# its Ruby and Go consumers, then Rust, Python, Node and C contenders on one
-# lock. Runs every phase even after a failure, showing each one's output in
+# its Ruby and Go consumers, then the mixed-client fault suite (contenders in
+# six languages on the same names under injected faults, judged by the
+# fenced-store judge and by Porcupine; tests/mixed/run.sh), every fuzzer for
+# a bounded time (tests/fuzz/run.sh) and the bad-input matrix (README's table
+# checked against what the bindings' bad-input tests recorded). Runs every
+# phase even after a failure, showing each one's output in
 # full, and counts each phase's tests from its runner's own output
 # (tests/count.py). Ends with one line per phase, such as "phase rust: ok
 # (135 passed, 0 failed)" (and "phase ldlm: skipped (...)" when
@@ -29,11 +33,17 @@ phases=(
   "ruby:minitest:bash bindings-ruby/run-tests.sh"
   "go:go:bash bindings-go/run-tests.sh"
   "mixed:mixed:bash tests/mixed/run.sh"
+  "fuzz:fuzz:bash tests/fuzz/run.sh"
+  "bad-input:single:python3 tests/bad-input/table.py check \"\$POLYLOCK_BAD_INPUT_RECORDS\" --readme README.md"
 )
 work=$(mktemp -d "${TMPDIR:-/tmp}/polylock-suite.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 records=${POLYLOCK_TEST_RECORDS:-$work/records}
 touch "$records"
+# The bad-input matrix: every binding's bad-input tests append what they saw
+# here; the bad-input phase checks README's table against it.
+export POLYLOCK_BAD_INPUT_RECORDS=${POLYLOCK_BAD_INPUT_RECORDS:-$work/bad-input.jsonl}
+: >"$POLYLOCK_BAD_INPUT_RECORDS"
 first=1
 for phase in "${phases[@]}"; do
   name=${phase%%:*} rest=${phase#*:}

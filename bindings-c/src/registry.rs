@@ -4,9 +4,10 @@
 //! the end of the process.
 
 use std::ffi::c_char;
+use std::sync::Arc;
 
 use crate::call::{self, Failure};
-use crate::client::{polylock_client, CLIENTS};
+use crate::client::{polylock_client, ClientHandle, CLIENTS};
 use crate::status::polylock_status;
 
 /// The registry `namespace` of `client`.
@@ -17,9 +18,26 @@ unsafe fn registry(
     client: *const polylock_client,
     namespace: *const c_char,
 ) -> Result<polylock_core::Registry, Failure> {
+    Ok(registry_of(client, namespace)?.1)
+}
+
+/// The client handle and its registry `namespace`.
+///
+/// # Safety
+/// `namespace` is NULL or a NUL-terminated string.
+unsafe fn registry_of(
+    client: *const polylock_client,
+    namespace: *const c_char,
+) -> Result<(Arc<ClientHandle>, polylock_core::Registry), Failure> {
     let client = CLIENTS.get(client)?;
     let namespace = call::text(namespace, "namespace")?;
-    Ok(client.client.as_async().registry(namespace)?)
+    let registry = client.client.as_async().registry(namespace)?;
+    Ok((client, registry))
+}
+
+/// The full name a registration of `name` holds (`NAMESPACE/NAME`).
+fn registration(registry: &polylock_core::Registry, name: &str) -> String {
+    format!("{}/{name}", registry.namespace())
 }
 
 /// Runs a registry call to completion on this thread.
@@ -43,10 +61,13 @@ pub unsafe extern "C" fn polylock_register(
     value: *const c_char,
 ) -> polylock_status {
     call::run(|| {
-        let registry = registry(client, namespace)?;
+        let (handle, registry) = registry_of(client, namespace)?;
         let name = call::text(name, "name")?.to_string();
         let value = call::text(value, "value")?.to_string();
-        wait(async move { registry.register(&name, &value).await })
+        let full = registration(&registry, &name);
+        wait(async move { registry.register(&name, &value).await })?;
+        handle.note_registered(full);
+        Ok(())
     })
 }
 
@@ -84,9 +105,12 @@ pub unsafe extern "C" fn polylock_unregister(
     name: *const c_char,
 ) -> polylock_status {
     call::run(|| {
-        let registry = registry(client, namespace)?;
+        let (handle, registry) = registry_of(client, namespace)?;
         let name = call::text(name, "name")?.to_string();
-        wait(async move { registry.unregister(&name).await })
+        let full = registration(&registry, &name);
+        let outcome = wait(async move { registry.unregister(&name).await });
+        handle.note_unregistered(&full);
+        outcome
     })
 }
 

@@ -6,7 +6,10 @@
 # POLYLOCK_TEST_FERRETDB_URL, POLYLOCK_TEST_POSTGRES_URL, POLYLOCK_TEST_LDLM_URL (tests/with-servers.sh
 # sets them; on the LDLM run the program also checks the password and mTLS
 # servers from POLYLOCK_TEST_LDLM_PASSWORD_URL, POLYLOCK_TEST_LDLM_PASSWORD,
-# POLYLOCK_TEST_LDLM_MTLS_URL and POLYLOCK_TEST_LDLM_MTLS_CERTS).
+# POLYLOCK_TEST_LDLM_MTLS_URL and POLYLOCK_TEST_LDLM_MTLS_CERTS). Then the
+# bad-input matrix, tests/c/test_bad_input.c, runs under valgrind on
+# memory:// (appending its records to $POLYLOCK_BAD_INPUT_RECORDS when set;
+# see tests/bad-input/); POLYLOCK_C_ONLY=bad-input runs just that program.
 #
 # With CI=true a missing Consul URL fails, and so does a missing LDLM
 # variable, unless POLYLOCK_TEST_LDLM_SKIPPED=1 (no LDLM server binary):
@@ -39,6 +42,40 @@ cc "${warnings[@]}" -g "$src" -o "$build/test_shared" \
 # Static library: nothing to find at run time.
 cc "${warnings[@]}" "$src" -o "$build/test_static" -Iinclude "$lib_dir/libpolylock.a" \
   -lpthread -ldl -lm
+# shellcheck disable=SC2046
+cc "${warnings[@]}" -g bindings-c/tests/c/test_bad_input.c -o "$build/test_bad_input" \
+  $(PKG_CONFIG_PATH="$lib_dir" pkg-config --cflags --libs polylock)
+
+# Runs a test program under valgrind (label, command...).
+under_valgrind() {
+  local label=$1
+  shift
+  # Errors (invalid reads and writes, uses of uninitialised memory, definite
+  # and indirect leaks) fail the run; memory still reachable from polylock's
+  # runtime threads at exit is not a leak. valgrind.supp silences the two
+  # reports valgrind makes about ring's AES-GCM assembly (TLS, ldlms://);
+  # deep stacks so that its frames are matched. valgrind's own output goes to
+  # a file: its ERROR SUMMARY and leak totals are shown, and all of it when
+  # the run fails.
+  local log="$build/valgrind.log" status=0 summary lost
+  valgrind --log-file="$log" --error-exitcode=99 --leak-check=full \
+    --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+    --num-callers=40 \
+    --suppressions=bindings-c/tests/valgrind.supp "$@" || status=$?
+  summary=$(grep -m1 -o 'ERROR SUMMARY: .*' "$log" || echo "no ERROR SUMMARY")
+  lost=$(grep -o -E '(definitely|indirectly) lost: [0-9,]+ bytes' "$log" | paste -sd ';' - || true)
+  echo "valgrind on $label: $summary; ${lost:-no leaks found}"
+  if [ "$status" -ne 0 ]; then
+    cat "$log" >&2
+    echo "run-c-tests: $label failed (exit status $status)" >&2
+    exit "$status"
+  fi
+}
+
+if [ "${POLYLOCK_C_ONLY:-}" = bad-input ]; then
+  under_valgrind "bad input on memory://" "$build/test_bad_input"
+  exit 0
+fi
 
 urls=(memory://)
 if [ -n "${POLYLOCK_TEST_CONSUL_URL:-}" ]; then
@@ -76,25 +113,6 @@ fi
 
 "$build/test_static" memory://
 for url in "${urls[@]}"; do
-  # Errors (invalid reads and writes, uses of uninitialised memory, definite
-  # and indirect leaks) fail the run; memory still reachable from polylock's
-  # runtime threads at exit is not a leak. valgrind.supp silences the two
-  # reports valgrind makes about ring's AES-GCM assembly (TLS, ldlms://);
-  # deep stacks so that its frames are matched. valgrind's own output goes to
-  # a file: its ERROR SUMMARY and leak totals are shown, and all of it when
-  # the run fails.
-  log="$build/valgrind.log"
-  status=0
-  valgrind --log-file="$log" --error-exitcode=99 --leak-check=full \
-    --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
-    --num-callers=40 \
-    --suppressions=bindings-c/tests/valgrind.supp "$build/test_shared" "$url" || status=$?
-  summary=$(grep -m1 -o 'ERROR SUMMARY: .*' "$log" || echo "no ERROR SUMMARY")
-  lost=$(grep -o -E '(definitely|indirectly) lost: [0-9,]+ bytes' "$log" | paste -sd ';' - || true)
-  echo "valgrind on ${url%%\?*}: $summary; ${lost:-no leaks found}"
-  if [ "$status" -ne 0 ]; then
-    cat "$log" >&2
-    echo "run-c-tests: $url failed (exit status $status)" >&2
-    exit "$status"
-  fi
+  under_valgrind "${url%%\?*}" "$build/test_shared" "$url"
 done
+under_valgrind "bad input on memory://" "$build/test_bad_input"

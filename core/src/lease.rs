@@ -78,6 +78,10 @@ struct Rare {
     ended: Option<Arc<Notify>>,
     /// Why the lease was lost, once it was.
     reason: String,
+    /// A loss reported while a release was under way (a renewal in flight
+    /// that met the release's own delete, usually): it takes effect only if
+    /// the release fails ([`LeaseCore::finish_release`]).
+    loss_during_release: Option<String>,
 }
 
 struct State {
@@ -214,10 +218,20 @@ impl LeaseCore {
     }
 
     /// Marks the lease lost unless it already ended; fires the callbacks.
-    /// Returns true when this call made it lost.
+    /// Returns true when this call made it lost. While a release is under
+    /// way the loss is only noted: a release that succeeds ends the lease
+    /// Released (no callbacks), one that fails hands the loss back from
+    /// [`finish_release`](Self::finish_release).
     pub(crate) fn lose(&self, reason: &str) -> bool {
         let callbacks = {
             let mut state = self.state();
+            if state.status == Status::Releasing {
+                state
+                    .rare()
+                    .loss_during_release
+                    .get_or_insert_with(|| reason.to_string());
+                return false;
+            }
             if !state.is_kept() {
                 return false;
             }
@@ -283,19 +297,25 @@ impl LeaseCore {
 
     /// Ends a release that [`begin_release`](Self::begin_release) started.
     /// On failure the lease is Held again (the keeper kept renewing it), so
-    /// the caller may retry.
-    pub(crate) fn finish_release(&self, released: bool) {
+    /// the caller may retry, and the loss reported during the release, if
+    /// any, is returned for the caller to declare.
+    pub(crate) fn finish_release(&self, released: bool) -> Option<String> {
         let mut state = self.state();
-        if state.status == Status::Releasing {
-            state.status = if released {
-                Status::Released
-            } else {
-                Status::Held
-            };
-            if released {
-                // Callbacks of a released lease never run.
-                drop(state.ended());
-            }
+        if state.status != Status::Releasing {
+            return None;
+        }
+        let deferred = state
+            .rare
+            .as_mut()
+            .and_then(|rare| rare.loss_during_release.take());
+        if released {
+            state.status = Status::Released;
+            // Callbacks of a released lease never run.
+            drop(state.ended());
+            None
+        } else {
+            state.status = Status::Held;
+            deferred
         }
     }
 
@@ -402,7 +422,11 @@ impl LeaseRef {
                 self.core.finish_release(false);
                 self.client.keeper.lose(&self.core, reason);
             }
-            Err(_) => self.core.finish_release(false),
+            Err(_) => {
+                if let Some(reason) = self.core.finish_release(false) {
+                    self.client.keeper.lose(&self.core, &reason);
+                }
+            }
         }
         result
     }

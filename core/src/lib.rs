@@ -42,6 +42,9 @@ pub mod blocking;
 mod client;
 mod error;
 pub mod events;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inspect;
 mod keeper;
 mod lease;

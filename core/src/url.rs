@@ -176,7 +176,7 @@ pub(crate) fn parse(text: &str) -> Result<Url> {
 }
 
 /// The connect function of `scheme`'s row, or why there is none.
-fn connector(scheme: &str) -> Result<Connect> {
+pub(crate) fn connector(scheme: &str) -> Result<Connect> {
     let Some(row) = TABLE.iter().find(|row| row.schemes.contains(&scheme)) else {
         return Err(Error::invalid(format!(
             "unknown backend scheme {scheme:?}; expected one of {}",

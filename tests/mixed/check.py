@@ -1,32 +1,34 @@
-"""Judges the mixed-client runs (tests/mixed/run.sh).
+"""Judges the mixed-client fault suite's histories (tests/mixed/run.sh,
+tests/mixed/grants.py): the fenced-store and time judge, the second opinion
+beside Porcupine (tests/mixed/porcupine).
 
-    python3 check.py holds LOG ROUNDS BACKEND JUDGE [--server-log PATH --name NAME] LANG...
+    python3 check.py judge HISTORY [--store-log F] --limits NAME=LIMIT,...
+        --backend B [--seed S] [--grants N] [--elapsed SECONDS]
+        [--langs L,...] [--problem TEXT]...
     python3 check.py clocks PROBES
 
-`holds`: LOG holds the lines "start LANG TOKEN NS" and "end LANG TOKEN NS"
-that contenders in different languages (one process each) appended inside
-their holds of one lock: TOKEN is the grant's fencing token ("-" when the
-backend has none), NS the contender's reading of CLOCK_MONOTONIC in
-nanoseconds, taken after acquire returned (start) and before release was
-called (end). Checks, for every JUDGE:
+`judge`: HISTORY holds the lines `OP LANG PID ID NAME TOKEN T0 T1 RESULT`
+(run.sh describes them; T0 and T1 are CLOCK_MONOTONIC nanoseconds around
+the call, the one clock every process reads). A grant is an `acquire` with
+RESULT `ok`; it is *confirmed* when one of its releases returned `ok` (the
+backend vouched that the lease held until then). Violations:
 
-- every start is directly followed by its own end (the lines are written
-  inside the holds, so under mutual exclusion they cannot interleave);
-- by time: no two holds overlap. Every process reads the same clock (the
-  kernel's CLOCK_MONOTONIC, shared by all processes of one boot; `clocks`
-  checks the languages agree), and a hold's next holder is granted only
-  after its release, so each start must be later than every earlier end;
-- every language held ROUNDS times.
+- a malformed line;
+- two grants of one name with one fencing token, or a grant that began
+  after another ended with a token not above it (tokens rise per name);
+- on a mutex, a grant made entirely inside a confirmed hold (after the
+  confirmed grant returned, before its release was called), or two
+  confirmed holds that overlap; on a semaphore, more confirmed holds at
+  once than its limit;
+- on a mutex, a write of a confirmed grant the fenced store rejected as
+  stale (a newer holder had written while it still held);
+- fewer grants than --grants, a language in --langs with none, and every
+  --problem the run reported (a fault that failed, a contender that died).
 
-JUDGE `fenced` (Consul, MongoDB) also replays the log through a fenced store
-(accepts a write only if its token is not below the highest accepted) and
-wants every token to rise. JUDGE `time` (LDLM: no fencing tokens) relies on
-the clock alone; with --server-log (the LDLM server's JSON log) it also
-wants as many server sessions holding the lock as languages: each
-contender its own process, connection and session.
-
-Prints "mixed: holds N (LANG n, ...) on BACKEND, judged by ..., violations V"
-(tests/count.py counts these lines) and one line per violation.
+Prints `mixed: BACKEND: grants G (LANG n, ...) in E s, faults F (KIND n,
+...), writes accepted A, stale writes rejected S, losses reported L, seed
+X, violations V` (tests/count.py counts these lines), then one line per
+violation; exits 1 if there is any.
 
 `clocks`: PROBES holds "LANG NS" lines, one per probe process, in the order
 the processes ran one after another; the readings must increase, or the
@@ -34,137 +36,156 @@ languages do not read one clock.
 """
 
 import argparse
-import json
+import bisect
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
+
+OPS = {"acquire", "write", "release", "lost", "force", "killed", "fault", "done"}
 
 
-def parse(log):
-    """The log's records as (kind, lang, token, ns) and malformed lines."""
-    records, malformed = [], []
-    for number, line in enumerate(open(log), 1):
-        fields = line.split()
-        if not fields:
+class Grant:
+    """One acquired lease and what became of it."""
+
+    def __init__(self, fields):
+        self.lang, self.pid, self.id, self.name, self.token = fields[1:6]
+        self.t0, self.t1 = int(fields[6]), int(fields[7])
+        self.released_at = None  # the confirmed release's call time
+        self.lost = False
+
+    def numeric_token(self):
+        return int(self.token) if self.token.isdigit() else None
+
+
+def parse(path, violations):
+    """The history's records (lists of 9 fields)."""
+    records = []
+    with open(path, errors="replace") as history:
+        for number, line in enumerate(history, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 9 or fields[0] not in OPS or not (fields[6].isdigit() and fields[7].isdigit()):
+                violations.append(f"line {number} is malformed: {line.strip()!r}")
+                continue
+            records.append(fields)
+    return records
+
+
+def grants_of(records, violations):
+    grants, by_id = [], {}
+    for fields in records:
+        op, ident, result = fields[0], fields[3], fields[8]
+        if op == "acquire" and result == "ok":
+            if ident in by_id:
+                violations.append(f"grant id {ident} acquired twice")
+                continue
+            grant = Grant(fields)
+            by_id[ident] = grant
+            grants.append(grant)
+        elif op == "release" and ident in by_id:
+            if result == "ok" and by_id[ident].released_at is None:
+                by_id[ident].released_at = int(fields[6])
+            elif result == "lost":
+                by_id[ident].lost = True
+        elif op == "lost" and ident in by_id:
+            by_id[ident].lost = True
+    return grants, by_id
+
+
+def check_tokens(name, grants, violations):
+    """Unique tokens; a grant begun after another ended has a higher one."""
+    tokened = [g for g in grants if g.numeric_token() is not None]
+    seen = {}
+    for g in tokened:
+        if g.token in seen:
+            violations.append(f"{name}: token {g.token} granted to {seen[g.token]} and {g.id}")
+        seen[g.token] = g.id
+    by_end = sorted(tokened, key=lambda g: g.t1)
+    best, best_id, i = -1, None, 0
+    for g in sorted(tokened, key=lambda g: g.t0):
+        while i < len(by_end) and by_end[i].t1 < g.t0:
+            if by_end[i].numeric_token() > best:
+                best, best_id = by_end[i].numeric_token(), by_end[i].id
+            i += 1
+        if g.numeric_token() <= best:
+            violations.append(f"{name}: {g.id} got token {g.token} after {best_id} got {best}")
+
+
+def check_exclusion(name, limit, grants, violations):
+    confirmed = [g for g in grants if g.released_at is not None]
+    if limit == 1:
+        starts = sorted(grants, key=lambda g: g.t0)
+        keys = [g.t0 for g in starts]
+        for c in confirmed:
+            i = bisect.bisect_right(keys, c.t1)
+            while i < len(starts) and starts[i].t0 < c.released_at:
+                g = starts[i]
+                if g is not c and g.t1 < c.released_at:
+                    violations.append(
+                        f"{name}: {g.id} granted within {c.id}'s confirmed hold "
+                        f"({c.t1}..{c.released_at})")
+                i += 1
+    events = sorted([(c.t1, 1, c.id) for c in confirmed] + [(c.released_at, -1, c.id) for c in confirmed],
+                    key=lambda e: (e[0], e[1]))
+    holding = 0
+    for when, step, ident in events:
+        holding += step
+        if holding > limit:
+            violations.append(f"{name}: {holding} confirmed holds at {when} (limit {limit}), {ident} among them")
+
+
+def judge(args):
+    violations = []
+    records = parse(args.history, violations)
+    grants, by_id = grants_of(records, violations)
+    limits = dict(item.split("=") for item in args.limits.split(",") if item)
+    per_name = defaultdict(list)
+    for g in grants:
+        per_name[g.name].append(g)
+    for name, group in sorted(per_name.items()):
+        limit = int(limits.get(name, 1))
+        check_tokens(name, group, violations)
+        check_exclusion(name, limit, group, violations)
+    accepted = stale = 0
+    for fields in records:
+        if fields[0] != "write" or int(limits.get(fields[4], 1)) != 1:
             continue
-        if len(fields) == 4 and fields[0] in ("start", "end") and fields[3].isdigit():
-            records.append((fields[0], fields[1], fields[2], int(fields[3])))
-        else:
-            malformed.append(f"line {number} is not 'start|end LANG TOKEN NS': {line.strip()!r}")
-    return records, malformed
-
-
-def pairs_in_file_order(records, violations):
-    """Each start with the end right after it; the starts, for the fenced store."""
-    starts = []
-    for i in range(0, len(records), 2):
-        start = records[i]
-        end = records[i + 1] if i + 1 < len(records) else None
-        if start[0] != "start" or end is None or end[0] != "end" or start[1:3] != end[1:3]:
-            violations.append(f"overlapping or broken hold at record {i}: {start} {end}")
-            continue
-        starts.append(start)
-    return starts
-
-
-def holds_by_time(records, violations):
-    """Each language's holds as (start_ns, end_ns, lang), from its own lines."""
-    holds, open_start = [], {}
-    for kind, lang, _token, ns in records:
-        if kind == "start":
-            if lang in open_start:
-                violations.append(f"{lang} started a hold at {ns} inside its own hold")
-            open_start[lang] = ns
-        elif lang not in open_start:
-            violations.append(f"{lang} ended a hold at {ns} it never started")
-        else:
-            start = open_start.pop(lang)
-            if ns < start:
-                violations.append(f"{lang}'s hold ends ({ns}) before it starts ({start})")
-            holds.append((start, ns, lang))
-    for lang, ns in open_start.items():
-        violations.append(f"{lang}'s hold from {ns} never ended")
-    return holds
-
-
-def overlaps(holds, violations):
-    """How many holds start before an earlier-started hold ended."""
-    count, latest_end, latest = 0, None, None
-    for start, end, lang in sorted(holds):
-        if latest_end is not None and start <= latest_end:
-            count += 1
-            violations.append(
-                f"{lang}'s hold from {start} overlaps {latest[2]}'s {latest[0]}..{latest[1]}"
-            )
-        if latest_end is None or end > latest_end:
-            latest_end, latest = end, (start, end, lang)
-    return count
-
-
-def fenced_store(starts, violations):
-    """Replays the holds' tokens through a fenced store: (accepted, rejected)."""
-    highest, accepted, rejected = -1, 0, 0
-    for _kind, lang, token, _ns in starts:
-        if not token.isdigit():
-            rejected += 1
-            violations.append(f"{lang} held without a fencing token ({token})")
-            continue
-        if int(token) > highest:
-            highest, accepted = int(token), accepted + 1
-        else:
-            rejected += 1
-            violations.append(f"token {token} not above {highest} ({lang})")
-    return accepted, rejected
-
-
-def server_sessions(server_log, name):
-    """The LDLM server sessions its log shows granted lock NAME."""
-    sessions = set()
-    for line in open(server_log):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if (
-            isinstance(entry, dict)
-            and str(entry.get("msg", "")).endswith("ock response")
-            and entry.get("lock") == name
-            and entry.get("locked") is True
-        ):
-            sessions.add(entry.get("session_id"))
-    return sessions
-
-
-def judge_holds(args):
-    """The `holds` subcommand; its exit status."""
-    records, violations = parse(args.log)
-    starts = pairs_in_file_order(records, violations)
-    holds = holds_by_time(records, violations)
-    overlapping = overlaps(holds, violations)
-    counts = Counter(lang for _start, _end, lang in holds)
-    for lang in args.langs:
-        if counts[lang] != args.rounds:
-            violations.append(f"{lang} held {counts[lang]} times, not {args.rounds}")
-    per_lang = ", ".join(f"{lang} {counts[lang]}" for lang in args.langs)
-    summary = f"mixed: holds {len(holds)} ({per_lang}) on {args.backend}, "
-    if args.judge == "fenced":
-        accepted, rejected = fenced_store(starts, violations)
-        summary += (
-            f"judged by fencing token and CLOCK_MONOTONIC: writes accepted {accepted}, "
-            f"stale writes rejected {rejected}, overlapping holds {overlapping}"
-        )
-    else:
-        summary += f"judged by CLOCK_MONOTONIC (no fencing tokens): overlapping holds {overlapping}"
-        if args.server_log:
-            sessions = server_sessions(args.server_log, args.name)
-            summary += f", server sessions {len(sessions)}"
-            if len(sessions) != len(args.langs):
-                violations.append(
-                    f"the server granted {args.name} to {len(sessions)} sessions, "
-                    f"not one per contender ({len(args.langs)})"
-                )
-    print(f"{summary}, violations {len(violations)}")
-    for violation in violations:
+        grant = by_id.get(fields[3])
+        if fields[8] == "ok":
+            accepted += 1
+        elif fields[8] == "stale":
+            stale += 1
+            if grant is not None and grant.released_at is not None:
+                violations.append(f"{fields[4]}: {grant.id}'s write was stale, yet its release was confirmed")
+    if args.store_log:
+        stale_at_store = 0
+        with open(args.store_log) as store:
+            for line in store:
+                fields = line.split()
+                if len(fields) == 4 and fields[3] == "stale" and int(limits.get(fields[0], 1)) == 1:
+                    stale_at_store += 1
+        stale = max(stale, stale_at_store)
+    faults = Counter(f[1] for f in records if f[0] == "fault")
+    faults.update("force" for f in records if f[0] == "force" and f[8] == "ok")
+    losses = sum(1 for g in grants if g.lost)
+    langs = Counter(g.lang for g in grants)
+    wanted = [lang for lang in args.langs.split(",") if lang]
+    for lang in wanted:
+        if langs[lang] == 0:
+            violations.append(f"{lang} was granted nothing")
+    if len(grants) < args.grants:
+        violations.append(f"{len(grants)} grants, fewer than {args.grants}")
+    violations.extend(args.problem)
+    per_lang = ", ".join(f"{lang} {langs[lang]}" for lang in sorted(set(wanted) | set(langs)))
+    per_kind = ", ".join(f"{kind} {n}" for kind, n in sorted(faults.items())) or "none"
+    print(f"mixed: {args.backend}: grants {len(grants)} ({per_lang}) in {args.elapsed} s, "
+          f"faults {sum(faults.values())} ({per_kind}), writes accepted {accepted}, "
+          f"stale writes rejected {stale}, losses reported {losses}, seed {args.seed}, "
+          f"violations {len(violations)}")
+    for violation in violations[:50]:
         print(f"mixed: violation: {violation}")
+    if len(violations) > 50:
+        print(f"mixed: violation: ... and {len(violations) - 50} more")
     return 1 if violations else 0
 
 
@@ -188,22 +209,22 @@ def judge_clocks(args):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    holds = commands.add_parser("holds")
-    holds.add_argument("log")
-    holds.add_argument("rounds", type=int)
-    holds.add_argument("backend")
-    holds.add_argument("judge", choices=["fenced", "time"])
-    holds.add_argument("langs", nargs="+")
-    holds.add_argument("--server-log")
-    holds.add_argument("--name")
+    run = commands.add_parser("judge")
+    run.add_argument("history")
+    run.add_argument("--store-log")
+    run.add_argument("--limits", required=True)
+    run.add_argument("--backend", required=True)
+    run.add_argument("--seed", default="-")
+    run.add_argument("--grants", type=int, default=0)
+    run.add_argument("--elapsed", default="-")
+    run.add_argument("--langs", default="")
+    run.add_argument("--problem", action="append", default=[])
     clocks = commands.add_parser("clocks")
     clocks.add_argument("probes")
     args = parser.parse_args()
     if args.command == "clocks":
         return judge_clocks(args)
-    if args.server_log and not args.name:
-        parser.error("--server-log needs --name")
-    return judge_holds(args)
+    return judge(args)
 
 
 if __name__ == "__main__":

@@ -1,119 +1,124 @@
 #!/usr/bin/env bash
-# Mixed clients: Rust, Python, Node and C contenders, each its own process,
-# take one lock at the same time on every real server whose URL is set
-# (POLYLOCK_TEST_CONSUL_URL, POLYLOCK_TEST_FERRETDB_URL,
-# POLYLOCK_TEST_LDLM_URL; tests/with-servers.sh sets them), and
-# tests/mixed/check.py judges the shared log. On LDLM a fifth contender
-# joins: py-ldlm, the LDLM project's own Python client.
+# The mixed-client fault suite: contenders in Rust, Python, Node, C, Go and
+# Ruby, each its own process, take the same names (three mutexes and a
+# semaphore of 2) on every backend while faults are injected at moments
+# drawn from a seeded schedule, until GRANTS grants were judged per backend.
 #
-# Each hold is logged with the fencing token (none on LDLM) and the
-# contender's CLOCK_MONOTONIC readings at its start and end; each hold lasts
-# POLYLOCK_MIXED_HOLD_MS (default 20) milliseconds, the workload. Consul and
-# MongoDB are judged through a fenced store and by time, LDLM (no fencing
-# tokens) by time: no two holds may overlap. First a clock probe runs each
-# language once, one after another, and checks their readings rise, so they
-# read one clock.
+#   tests/mixed/run.sh [--grants N] [--seed S] [--backends LIST]
 #
-# Builds what it needs in cargo's target directory ($CARGO_TARGET_DIR or
-# target/): the Rust contender (the `mixed-contend` example of polylock-cli),
-# the Python package (bindings-python/install.sh, whose venv also gets
-# py-ldlm when LDLM runs), the Node addon (npm run build) and the C library.
-# With CI=true a missing Consul URL fails, and so does a missing LDLM URL
-# unless POLYLOCK_TEST_LDLM_SKIPPED=1 (no LDLM server binary: LDLM skips).
+# --grants: grants per backend (default $POLYLOCK_MIXED_GRANTS or 1000, as
+# CI runs it; the long mode is --grants 10000). --seed: the fault
+# schedule's and contenders' seed (default random; printed on every summary
+# line, so a run can be repeated). --backends: comma-separated subset of
+# memory,consul,ferretdb,mongodb,postgres,ldlm (default: every one whose
+# server tests/with-servers.sh started; mongodb only with
+# POLYLOCK_TEST_MONGODB_URL, a real MongoDB).
+#
+# Run inside tests/with-servers.sh: the servers are the fault suite's
+# (POLYLOCK_TEST_FAULTS_DIR): Consul's three-server cluster, FerretDB,
+# PostgreSQL and LDLM, which the faults restart and kill. memory:// is
+# in-process only: there one Rust process runs six contending threads and a
+# thread that force-releases names (its faults).
+#
+# Every contender (tests/mixed/contend.*, built by tests/mixed/contenders.sh)
+# appends to one history per backend, one line per finished operation:
+#
+#   OP LANG PID ID NAME TOKEN T0 T1 RESULT
+#
+# OP acquire (RESULT ok, timeout, error:KIND), write (to the fenced store:
+# ok, stale, error), release (ok, lost, error:KIND), lost (the lost
+# callback), force (memory's forced release), done; grants.py adds fault
+# and killed lines. ID names the grant (LANG-PID-SEQ), TOKEN is its fencing
+# token (- on LDLM), T0 and T1 are CLOCK_MONOTONIC nanoseconds before and
+# after the call (the clock probe below checks every language reads that
+# one clock). tests/mixed/grants.py runs one backend (faults, fenced store;
+# its header lists the faults) and has each history judged twice:
+# tests/mixed/check.py (fenced store and time) and Porcupine
+# (tests/mixed/porcupine: a fenced lock / semaphore model). Both judges'
+# own tests run first: a broken history (two overlapping grants) must fail
+# both.
+#
+# Prints per backend "mixed: BACKEND: grants G (...), faults F (...),
+# writes accepted A, stale writes rejected S, losses reported L, seed X,
+# violations V" and "porcupine: BACKEND: ... violations V, unknown U";
+# a failing backend's history and Porcupine's visualisation are kept in
+# $POLYLOCK_MIXED_REPORT_DIR (default target/mixed-report/). With CI=true a
+# missing server fails, and so does LDLM unless POLYLOCK_TEST_LDLM_SKIPPED=1
+# (no LDLM server binary).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-rounds=${POLYLOCK_MIXED_ROUNDS:-10}
-hold_ms=${POLYLOCK_MIXED_HOLD_MS:-20}
-target=${CARGO_TARGET_DIR:-$root/target}
-export POLYLOCK_NODE_PROFILE=${POLYLOCK_NODE_PROFILE:-debug}
-py_ldlm_version=1.1.3
-
-# The backends to run, as "BACKEND JUDGE URL".
-runs=()
-if [ -n "${POLYLOCK_TEST_CONSUL_URL:-}" ]; then
-  runs+=("consul fenced $POLYLOCK_TEST_CONSUL_URL")
-elif [ "${CI:-}" = true ]; then
-  echo "tests/mixed: POLYLOCK_TEST_CONSUL_URL is not set" >&2
-  exit 1
-fi
-[ -n "${POLYLOCK_TEST_FERRETDB_URL:-}" ] && runs+=("ferretdb fenced $POLYLOCK_TEST_FERRETDB_URL")
-if [ -n "${POLYLOCK_TEST_POSTGRES_URL:-}" ]; then
-  runs+=("postgres fenced $POLYLOCK_TEST_POSTGRES_URL")
-elif [ "${CI:-}" = true ]; then
-  echo "tests/mixed: POLYLOCK_TEST_POSTGRES_URL is not set" >&2
-  exit 1
-fi
-if [ "${POLYLOCK_TEST_LDLM_SKIPPED:-}" = 1 ]; then
-  echo "tests/mixed: ldlm skipped: no LDLM server binary (see README \"LDLM\")"
-elif [ -n "${POLYLOCK_TEST_LDLM_URL:-}" ]; then
-  runs+=("ldlm time $POLYLOCK_TEST_LDLM_URL")
-elif [ "${CI:-}" = true ]; then
-  echo "tests/mixed: POLYLOCK_TEST_LDLM_URL is not set (nor POLYLOCK_TEST_LDLM_SKIPPED=1)" >&2
-  exit 1
-else
-  echo "tests/mixed: ldlm skipped: POLYLOCK_TEST_LDLM_URL is not set (tests/with-servers.sh sets it)"
-fi
-
-cargo build -q --locked -p polylock-cli --example mixed-contend
-cargo build -q --locked -p polylock-c
-python=$(bash bindings-python/install.sh)
-case " ${runs[*]:-} " in
-  *" ldlm time "*)
-    "$python" -m pip install -q --disable-pip-version-check "py-ldlm==$py_ldlm_version" >&2
-    ;;
-esac
-[ -d bindings-node/node_modules ] || (cd bindings-node && npm install --no-audit --no-fund)
-(cd bindings-node && npm run build >/dev/null)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cc -std=c11 -Wall -Wextra -Werror -Iinclude tests/mixed/contend.c -o "$work/contend-c" \
-  "$target/debug/libpolylock.a" -lpthread -ldl -lm
-rust_contender="$target/debug/examples/mixed-contend"
-
-# set_contender LANG: LANG's contender's command line (its arguments follow)
-# in the array `contender`.
-set_contender() {
+grants=${POLYLOCK_MIXED_GRANTS:-1000}
+seed=${POLYLOCK_MIXED_SEED:-$((RANDOM * 32768 + RANDOM))}
+backends=
+while [ $# -gt 0 ]; do
   case "$1" in
-    rust) contender=("$rust_contender") ;;
-    python) contender=("$python" tests/mixed/contend.py) ;;
-    node) contender=(node tests/mixed/contend.js) ;;
-    c) contender=("$work/contend-c") ;;
-    py-ldlm) contender=("$python" tests/mixed/contend_ldlm.py) ;;
-    *) echo "tests/mixed: no contender in $1" >&2; exit 1 ;;
+    --grants) grants=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
+    --backends) backends=$2; shift 2 ;;
+    *) echo "usage: tests/mixed/run.sh [--grants N] [--seed S] [--backends LIST]" >&2; exit 2 ;;
   esac
-}
+done
+export POLYLOCK_NODE_PROFILE=${POLYLOCK_NODE_PROFILE:-debug}
+report=${POLYLOCK_MIXED_REPORT_DIR:-${CARGO_TARGET_DIR:-$root/target}/mixed-report}
+faults=${POLYLOCK_TEST_FAULTS_DIR:-}
+if [ -z "$faults" ]; then
+  echo "tests/mixed: POLYLOCK_TEST_FAULTS_DIR is not set (run inside tests/with-servers.sh)" >&2
+  exit 1
+fi
 
+# The backends to run, as "BACKEND URL".
+runs=("memory memory://")
+runs+=("consul -")
+runs+=("ferretdb mongodb://127.0.0.1:$(cat "$faults/ferretdb/port")/")
+[ -n "${POLYLOCK_TEST_MONGODB_URL:-}" ] && runs+=("mongodb $POLYLOCK_TEST_MONGODB_URL")
+runs+=("postgres $(cat "$faults/postgres/url")")
+if [ "${POLYLOCK_TEST_LDLM_SKIPPED:-}" = 1 ] || [ ! -f "$faults/ldlm/url" ]; then
+  if [ "${CI:-}" = true ] && [ "${POLYLOCK_TEST_LDLM_SKIPPED:-}" != 1 ]; then
+    echo "tests/mixed: no LDLM server in $faults/ldlm (nor POLYLOCK_TEST_LDLM_SKIPPED=1)" >&2
+    exit 1
+  fi
+  echo "tests/mixed: ldlm skipped: no LDLM server binary (see README \"LDLM\")"
+else
+  runs+=("ldlm $(cat "$faults/ldlm/url")")
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/polylock-mixed.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 status=0
-# The clock probe: one process per language, one after another, C first
-# and last.
+
+# The judges' own tests: the broken history must fail both.
+(cd tests/mixed/porcupine && GOFLAGS=-mod=mod go test -count=1 ./...)
+python3 -m unittest tests/mixed/test_check.py 2>&1 | tail -n 3
+(cd tests/mixed/porcupine && GOFLAGS=-mod=mod go build -o "$work/porcupine" .)
+
+bash tests/mixed/contenders.sh "$work/contenders"
+# shellcheck disable=SC1091
+. "$work/contenders/env"
+mapfile -t commands <"$work/contenders/commands"
+
+# The clock probe: one process per language, one after another, the first
+# language again last.
 probes="$work/clocks"
-for lang in c rust python node py-ldlm c; do
-  set_contender "$lang"
-  timeout 60 "${contender[@]}" clock >>"$probes" || status=1
+for line in "${commands[@]}" "${commands[0]}"; do
+  read -r -a command <<<"$line"
+  timeout 60 "${command[@]:1}" clock >>"$probes" || status=1
 done
 python3 tests/mixed/check.py clocks "$probes" || status=1
 
 for run in "${runs[@]}"; do
-  read -r backend judge url <<<"$run"
-  langs=(rust python node c)
-  extra=()
-  if [ "$backend" = ldlm ]; then
-    langs+=(py-ldlm)
-    [ -n "${POLYLOCK_TEST_LDLM_LOG:-}" ] && extra=(--server-log "$POLYLOCK_TEST_LDLM_LOG")
+  read -r backend url <<<"$run"
+  case ",${backends:-$backend}," in *",$backend,"*) ;; *) continue ;; esac
+  echo "tests/mixed: $backend: $grants grants, seed $seed"
+  out="$work/$backend"
+  mkdir -p "$out"
+  if ! python3 tests/mixed/grants.py --backend "$backend" --url "$url" --grants "$grants" \
+      --seed "$seed" --commands "$work/contenders/commands" --work "$out" \
+      --porcupine "$work/porcupine" --servers "$faults"; then
+    status=1
+    mkdir -p "$report"
+    cp -r "$out" "$report/$backend-$seed"
+    echo "tests/mixed: $backend failed; history, store log and visualisations in $report/$backend-$seed"
   fi
-  name="mixed/$(date +%s%N)-$$"
-  log="$work/holds-$backend.log"
-  : >"$log"
-  pids=()
-  for lang in "${langs[@]}"; do
-    set_contender "$lang"
-    timeout 600 "${contender[@]}" "$url" "$name" "$rounds" "$log" "$hold_ms" &
-    pids+=($!)
-  done
-  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
-  echo "tests/mixed: $backend"
-  python3 tests/mixed/check.py holds "$log" "$rounds" "$backend" "$judge" "${langs[@]}" \
-    ${extra[@]+"${extra[@]}"} --name "$name" || status=1
 done
 exit "$status"

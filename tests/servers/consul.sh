@@ -23,6 +23,10 @@
 #   consul.sh kill-leader STATE_DIR kill -9 the cluster's leader; wait until the
 #                                   two others elect a new one; print the
 #                                   killed server's http URL
+#   consul.sh revive STATE_DIR NAME start cluster member NAME (server1..3)
+#                                   again after it was killed, with its ports,
+#                                   flags and raft state; wait until it sees
+#                                   a leader
 #   consul.sh stop STATE_DIR        stop whatever the commands above started
 #
 # POLYLOCK_CONSUL_MAX_CONNS sets the agents' http_max_conns_per_client (default
@@ -206,6 +210,15 @@ case "$cmd" in
     done
     cat "$state/$victim.url"
     ;;
+  revive)
+    state=${2:?state dir} name=${3:?cluster member name}
+    [ -f "$state/$name.args" ] || die "$state has no member $name"
+    [ -f "$state/$name.pid" ] && kill -0 "$(cat "$state/$name.pid")" 2>/dev/null &&
+      die "$name is still running"
+    eval "args=($(cat "$state/$name.args"))"
+    start_agent "$state" "$name" "${args[@]}"
+    await_leader "$state" "$name" 90
+    ;;
   start-cluster)
     state=${2:?state dir}
     consul_bin >/dev/null
@@ -229,5 +242,5 @@ case "$cmd" in
     state=${2:?state dir}
     for f in "$state"/*.pid; do [ -e "$f" ] && stop_pidfile "$f"; done
     ;;
-  *) die "usage: consul.sh build|start DIR|start-acl DIR|start-tls DIR|start-server DIR|start-cluster DIR|restart DIR|leader DIR|kill-leader DIR|stop DIR" ;;
+  *) die "usage: consul.sh build|start DIR|start-acl DIR|start-tls DIR|start-server DIR|start-cluster DIR|restart DIR|leader DIR|kill-leader DIR|revive DIR NAME|stop DIR" ;;
 esac

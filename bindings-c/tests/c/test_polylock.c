@@ -569,6 +569,27 @@ static void test_registry(polylock_client *a, polylock_client *b) {
   CHECK_STATUS(polylock_registry_list(NULL, ns, &json), POLYLOCK_INVALID_HANDLE);
 }
 
+/* A client freed while it holds a registration: the registration stays
+ * (held until the end of the process), and the client is kept reachable,
+ * not leaked (valgrind's leak check fails this program otherwise; found by
+ * bindings-c/tests/fuzz). */
+static void test_registry_outlives_client(polylock_client *b) {
+  char ns[128];
+  lock_name(ns, sizeof ns, "registry-kept");
+  polylock_client *a = connect_client();
+  CHECK_STATUS(polylock_register(a, ns, "svc", "kept"), POLYLOCK_OK);
+  CHECK_STATUS(polylock_client_free(a), POLYLOCK_OK);
+  CHECK_STATUS(polylock_client_free(a), POLYLOCK_INVALID_HANDLE);
+  CHECK_STATUS(polylock_register(b, ns, "svc", "elsewhere"), POLYLOCK_CONFLICT);
+  /* Registered and unregistered: nothing is kept. */
+  polylock_client *c = connect_client();
+  CHECK_STATUS(polylock_register(c, ns, "gone", "x"), POLYLOCK_OK);
+  CHECK_STATUS(polylock_unregister(c, ns, "gone"), POLYLOCK_OK);
+  CHECK_STATUS(polylock_client_free(c), POLYLOCK_OK);
+  CHECK_STATUS(polylock_register(b, ns, "gone", "y"), POLYLOCK_OK);
+  CHECK_STATUS(polylock_unregister(b, ns, "gone"), POLYLOCK_OK);
+}
+
 /* ---- signals between threads (no sleeps) ---- */
 
 /* A one-shot event another thread raises; waited for with a bound. */
@@ -1239,6 +1260,7 @@ int main(int argc, char **argv) {
   test_mutex(a, b);
   test_semaphore(a, b, c);
   test_registry(a, b);
+  test_registry_outlives_client(b);
   test_lost_callbacks(c);
   test_lost_once_per_lease(c);
   test_threads();

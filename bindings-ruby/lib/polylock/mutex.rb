@@ -33,7 +33,7 @@ module Polylock
     def initialize(key, ttl: 15, url: nil, client: nil, value: nil, limit: 1, auto_renew: true)
       @name = self.class.check_key(key)
       @ttl = self.class.check_ttl(ttl)
-      Polylock.invalid!("limit must be an Integer from 1, got #{limit.inspect}") unless limit.is_a?(Integer) && limit >= 1
+      Polylock.invalid!("limit must be an Integer from 1 to 4294967295, got #{limit.inspect}") unless limit.is_a?(Integer) && limit.between?(1, 0xffff_ffff)
       @client = client || Client.new(url || Polylock.default_url)
       out = FFI::MemoryPointer.new(:pointer)
       Polylock.check(Native.polylock_lock_new(@client.pointer, @name, limit, (@ttl * 1000).round,

@@ -45,6 +45,24 @@ module Polylock
     STATUS = enum(:status, %i[ok timeout lost not_held limit_mismatch conflict connection auth
                               invalid_argument backend usage invalid_handle panic cancelled])
 
+    # A NUL-terminated string argument. A String holding a NUL byte, which C
+    # would cut there, is an InvalidArgumentError like any other bad
+    # argument (ruby-ffi's own :string raises ArgumentError).
+    module CString
+      extend FFI::DataConverter
+      native_type FFI::Type::STRING
+
+      def self.to_native(value, _context)
+        Polylock.invalid!("a string passed to polylock contains a NUL byte") if value.is_a?(String) && value.include?("\0")
+        value
+      end
+
+      def self.from_native(value, _context)
+        value
+      end
+    end
+    typedef CString, :c_string
+
     # The event a lost callback receives (valid during the callback only).
     class LostEvent < FFI::Struct
       layout :name, :string,
@@ -61,9 +79,9 @@ module Polylock
     attach_function :polylock_last_error, [], :string
     attach_function :polylock_status_name, [:int32], :string
     # Calls that may block release the interpreter lock while they do.
-    attach_function :polylock_client_new, %i[string pointer], :status, blocking: true
+    attach_function :polylock_client_new, %i[c_string pointer], :status, blocking: true
     attach_function :polylock_client_free, [:pointer], :status
-    attach_function :polylock_lock_new, %i[pointer string uint32 uint64 string pointer], :status
+    attach_function :polylock_lock_new, %i[pointer c_string uint32 uint64 c_string pointer], :status
     attach_function :polylock_lock_free, [:pointer], :status, blocking: true
     attach_function :polylock_try_acquire, %i[pointer pointer], :status, blocking: true
     attach_function :polylock_acquire, %i[pointer int64], :status, blocking: true

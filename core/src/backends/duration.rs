@@ -41,7 +41,8 @@ pub(crate) fn parse_go_duration(text: &str) -> Result<Duration> {
         total += number * seconds;
         rest = &rest[unit_len..];
     }
-    Ok(Duration::from_secs_f64(total))
+    // Too long for a Duration (or not finite): an error, not a panic.
+    Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
 /// A duration in whole seconds, rounded up, and as Go writes it (`"15s"`).
@@ -68,5 +69,17 @@ mod tests {
         assert!(parse_go_duration("").is_err());
         assert!(parse_go_duration("5").is_err());
         assert_eq!(whole_seconds(Duration::from_millis(1500)).1, "2s");
+    }
+
+    /// A duration too long for a `Duration` is an invalid argument (it
+    /// panicked in `Duration::from_secs_f64`; found by fuzzing).
+    #[test]
+    fn too_long_is_an_error() {
+        for text in ["99999999999999999999999h", "1e3s", "9".repeat(400).as_str()] {
+            let error = parse_go_duration(text).unwrap_err();
+            assert_eq!(error.kind(), crate::ErrorKind::InvalidArgument, "{text}");
+        }
+        let longest = format!("{}s", u64::MAX / 2);
+        assert!(parse_go_duration(&longest).is_ok());
     }
 }

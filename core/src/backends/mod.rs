@@ -6,7 +6,7 @@
 #[cfg(feature = "consul")]
 pub mod consul;
 #[cfg(any(feature = "consul", feature = "ldlm"))]
-mod duration;
+pub(crate) mod duration;
 #[cfg(feature = "ldlm")]
 pub mod ldlm;
 pub mod memory;
@@ -19,4 +19,4 @@ mod retry;
 #[cfg(any(feature = "ldlm", feature = "postgres"))]
 mod tls;
 #[cfg(any(feature = "ldlm", feature = "postgres"))]
-mod url_text;
+pub(crate) mod url_text;

@@ -336,6 +336,52 @@ async fn an_overdue_lease_is_lost_exactly_once() {
     assert_eq!(keeper.shared.book().entries(), 0);
 }
 
+/// A renewal in flight while the lease is released comes back "lost" (the
+/// release deleted it): a release that succeeds ends the lease Released,
+/// with no Lost event and no callback; one that fails declares the loss.
+#[tokio::test]
+async fn a_loss_reported_during_a_release_counts_only_if_the_release_fails() {
+    let backend = Arc::new(Scripted::default());
+    let losses = Arc::new(Losses::default());
+    let keeper = keeper(backend.clone(), &losses);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (fired, callbacks) = mpsc::channel();
+    let mut leases = Vec::new();
+    for (id, released) in [(1, true), (2, false)] {
+        let core = lease(
+            id,
+            grant(&format!("r{id}"), None, Duration::from_secs(15)),
+            deadline,
+        );
+        let fired = fired.clone();
+        core.on_lost(Box::new(move |event| {
+            fired.send(event.name.clone()).unwrap()
+        }));
+        keeper.keep(&core);
+        core.begin_release().unwrap();
+        keeper.lose(&core, "the lock was not found");
+        assert!(core.is_kept(), "noted, not declared, while releasing");
+        leases.push((core, released));
+    }
+    assert_eq!(losses.0.load(Ordering::Relaxed), 0);
+
+    let (released, failed) = (&leases[0].0, &leases[1].0);
+    assert_eq!(released.finish_release(true), None);
+    assert!(!released.is_kept());
+    assert_eq!(released.loss_reason(), None);
+    let deferred = failed.finish_release(false);
+    assert_eq!(deferred.as_deref(), Some("the lock was not found"));
+    keeper.lose(failed, &deferred.unwrap());
+    assert_eq!(losses.0.load(Ordering::Relaxed), 1);
+    assert_eq!(callbacks.recv().unwrap(), "r2");
+    // The notifier runs jobs in order: a marker after r2's callback shows
+    // that r1's never ran.
+    let (marker, arrived) = mpsc::channel();
+    failed.on_lost(Box::new(move |_| marker.send(()).unwrap()));
+    arrived.recv().unwrap();
+    assert!(callbacks.try_recv().is_err());
+}
+
 #[tokio::test]
 async fn a_failed_renewal_is_retried_sooner() {
     let backend = Arc::new(Scripted::default());

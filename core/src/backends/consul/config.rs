@@ -85,7 +85,7 @@ impl ConsulConfig {
         Self::from_url_and_env(url, token, |name| std::env::var(name).ok())
     }
 
-    fn from_url_and_env(
+    pub(crate) fn from_url_and_env(
         url: &Url,
         token: Option<Secret>,
         env: impl Fn(&str) -> Option<String>,

@@ -44,7 +44,7 @@ type Holdings = BTreeMap<(String, String), Holding>;
 /// What one state shows: holders, and every mutex key's `CreateIndex`
 /// (held or free), to tell an unlock from a delete.
 #[derive(Debug, Default)]
-struct Seen {
+pub(crate) struct Seen {
     holdings: Holdings,
     mutex_keys: BTreeMap<String, u64>,
 }
@@ -63,16 +63,7 @@ pub(crate) fn stream(topics: &Topics, root: &str, prefix: &str, since: u64) -> L
         loop {
             let state = states.borrow_and_update().clone();
             if let Some(state) = state {
-                let mut now = seen(&root, &state.pairs);
-                let events = match &before {
-                    Some(before) => diff(before, &now),
-                    None => baseline(&now.holdings, since),
-                };
-                if let Some(before) = &before {
-                    carry_tokens(&before.holdings, &mut now.holdings);
-                }
-                before = Some(now);
-                for event in events {
+                for event in step(&root, &mut before, &state.pairs, since) {
                     if sender.send(event).is_err() {
                         return; // nobody listens any more
                     }
@@ -88,6 +79,26 @@ pub(crate) fn stream(topics: &Topics, root: &str, prefix: &str, since: u64) -> L
         }
     });
     LockFeed::starting(receiver, started)
+}
+
+/// The events from the state before (`None`: this is the first) to the
+/// state `pairs` (keys under `root`), which becomes the state before.
+pub(crate) fn step(
+    root: &str,
+    before: &mut Option<Seen>,
+    pairs: &[KvPair],
+    since: u64,
+) -> Vec<LockEvent> {
+    let mut now = seen(root, pairs);
+    let events = match before.as_ref() {
+        Some(before) => diff(before, &now),
+        None => baseline(&now.holdings, since),
+    };
+    if let Some(before) = before.as_ref() {
+        carry_tokens(&before.holdings, &mut now.holdings);
+    }
+    *before = Some(now);
+    events
 }
 
 /// Every holder in `pairs` (keys under `root`), by (name, holder).

@@ -335,10 +335,11 @@ impl ConsulHttp {
         let pairs = if response.status() == StatusCode::NOT_FOUND {
             Vec::new()
         } else {
-            response
-                .json()
+            let body = response
+                .bytes()
                 .await
-                .map_err(|e| Error::Backend(format!("consul sent an unreadable KV reply: {e}")))?
+                .map_err(|e| Error::Backend(format!("consul sent an unreadable KV reply: {e}")))?;
+            decode_kv_reply(&body)?
         };
         Ok(KvRead { pairs, index })
     }
@@ -374,23 +375,17 @@ impl ConsulHttp {
             .timeout(CALL_TIMEOUT);
         let response = self.send(request, &[StatusCode::CONFLICT]).await?;
         let conflict = response.status() == StatusCode::CONFLICT;
-        let reply: TxnReply = response
-            .json()
+        let body = response
+            .bytes()
             .await
             .map_err(|e| Error::Backend(format!("consul sent an unreadable txn reply: {e}")))?;
-        if conflict {
-            return Ok(TxnOutcome::RolledBack(reply.errors.unwrap_or_default()));
+        let outcome = decode_txn_reply(conflict, &body)?;
+        if let TxnOutcome::Committed(entries) = &outcome {
+            if let Some(index) = entries.iter().map(|kv| kv.modify_index).max() {
+                self.saw_index(index);
+            }
         }
-        let entries: Vec<KvPair> = reply
-            .results
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|r| r.kv)
-            .collect();
-        if let Some(index) = entries.iter().map(|kv| kv.modify_index).max() {
-            self.saw_index(index);
-        }
-        Ok(TxnOutcome::Committed(entries))
+        Ok(outcome)
     }
 
     /// `PUT` with a JSON body; returns the JSON reply, or `None` on 404.
@@ -417,6 +412,35 @@ async fn parse_bool(response: Response) -> Result<bool> {
         .text()
         .await
         .map_err(|e| Error::Connection(format!("consul: {}", e.without_url())))?;
+    parse_bool_text(&text)
+}
+
+/// The body of a KV read (`GET /v1/kv/…`, 200): Consul's JSON array of entries.
+pub(crate) fn decode_kv_reply(body: &[u8]) -> Result<Vec<KvPair>> {
+    serde_json::from_slice(body)
+        .map_err(|e| Error::Backend(format!("consul sent an unreadable KV reply: {e}")))
+}
+
+/// The body of a `/v1/txn` reply: committed (200, its entries in order)
+/// or rolled back (`conflict`: 409, its failures).
+pub(crate) fn decode_txn_reply(conflict: bool, body: &[u8]) -> Result<TxnOutcome> {
+    let reply: TxnReply = serde_json::from_slice(body)
+        .map_err(|e| Error::Backend(format!("consul sent an unreadable txn reply: {e}")))?;
+    if conflict {
+        return Ok(TxnOutcome::RolledBack(reply.errors.unwrap_or_default()));
+    }
+    Ok(TxnOutcome::Committed(
+        reply
+            .results
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| r.kv)
+            .collect(),
+    ))
+}
+
+/// The text of a `true` / `false` reply (`PUT /v1/kv/…?acquire=`).
+pub(crate) fn parse_bool_text(text: &str) -> Result<bool> {
     match text.trim() {
         "true" => Ok(true),
         "false" => Ok(false),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::http::{ConsulHttp, ReadMode};
+use super::http::{ConsulHttp, KvPair, ReadMode};
 use super::mutex::{self, ReleasedKeys, LOCK_FLAG};
 use super::semaphore::{self, SEMAPHORE_FLAG};
 use super::session::parse_session_ttl;
@@ -91,8 +91,14 @@ async fn list(http: &ConsulHttp, root: &str, prefix: &str) -> Result<Vec<String>
     let read = http
         .read(&format!("{root}{prefix}"), true, ReadMode::Now, true)
         .await?;
+    Ok(held_names(root, prefix, &read.pairs))
+}
+
+/// The held lock names in `pairs` (a recursive read of `root + prefix`),
+/// without `root`, sorted.
+pub(crate) fn held_names(root: &str, prefix: &str, pairs: &[KvPair]) -> Vec<String> {
     let mut names = BTreeSet::new();
-    for pair in &read.pairs {
+    for pair in pairs {
         let Some(path) = pair.key.strip_prefix(root) else {
             continue;
         };
@@ -108,7 +114,7 @@ async fn list(http: &ConsulHttp, root: &str, prefix: &str) -> Result<Vec<String>
             }
         }
     }
-    Ok(names.into_iter().collect())
+    names.into_iter().collect()
 }
 
 /// Releases the leases on `name` (only `holder`'s when given); how many.

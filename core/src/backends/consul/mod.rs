@@ -8,14 +8,15 @@
 //! changes ([`acquire`], [`wait_queue`]).
 
 mod acquire;
-mod config;
-mod events;
-mod http;
-mod inspect;
-mod mutex;
-mod semaphore;
-mod session;
-mod topics;
+pub(crate) mod config;
+pub(crate) mod events;
+pub(crate) mod http;
+pub(crate) mod inspect;
+pub(crate) mod mutex;
+mod orphans;
+pub(crate) mod semaphore;
+pub(crate) mod session;
+pub(crate) mod topics;
 mod wait_queue;
 
 use std::sync::Arc;
@@ -82,7 +83,7 @@ struct ConsulGrant {
 /// The `consul://` backend.
 pub struct ConsulBackend {
     http: Arc<ConsulHttp>,
-    sessions: SessionPool,
+    sessions: Arc<SessionPool>,
     released: ReleasedKeys,
     topics: Topics,
 }
@@ -102,7 +103,7 @@ impl ConsulBackend {
         let topics = Topics::new(http.clone(), http.config().max_long_polls());
         Ok(ConsulBackend {
             http,
-            sessions: SessionPool::default(),
+            sessions: Arc::default(),
             released: ReleasedKeys::default(),
             topics,
         })
@@ -129,6 +130,18 @@ impl ConsulBackend {
                 index: token,
             }),
         }
+    }
+
+    /// Releases in the background what `session` may still hold on `name`
+    /// ([`orphans`]); the session's reservation of the name ends after.
+    fn free_orphan(&self, name: &str, session: String, held: Held, value: Vec<u8>) {
+        let orphan = orphans::Orphan {
+            name: name.to_string(),
+            session,
+            held,
+            value,
+        };
+        orphans::free_in_background(self.http.clone(), self.sessions.clone(), orphan);
     }
 
     /// The topic a lease or waiter on `name` follows: the mutex key, or the
@@ -205,6 +218,18 @@ impl Backend for ConsulBackend {
                 }
                 Ok(ConsulAttempt::SessionGone) => {
                     self.sessions.forget_session(&session.id);
+                }
+                // Consul may have committed a take whose reply was lost.
+                Err(error) if error.is_transient() => {
+                    let held = if request.limit == 1 {
+                        Held::Mutex { key: key.clone() }
+                    } else {
+                        Held::Semaphore {
+                            prefix: key.clone(),
+                        }
+                    };
+                    self.free_orphan(&request.name, session.id, held, value.to_vec());
+                    return Err(error);
                 }
                 Err(error) => {
                     self.sessions.unreserve(&session.id, &request.name);
@@ -290,10 +315,20 @@ impl Backend for ConsulBackend {
     }
 
     fn forget(&self, grant: &Grant, end: LeaseEnd) {
-        let session = &grant.detail::<ConsulGrant>().session;
-        self.sessions.unreserve(session, &grant.name);
-        if end == LeaseEnd::Abandoned {
-            self.sessions.retire(session);
+        let detail = grant.detail::<ConsulGrant>();
+        match end {
+            // The session may live on (renewing the client's other leases)
+            // and still hold the key: released in the background.
+            LeaseEnd::Lost => self.free_orphan(
+                &grant.name,
+                detail.session.clone(),
+                detail.held.clone(),
+                detail.value.clone(),
+            ),
+            LeaseEnd::Abandoned => {
+                self.sessions.unreserve(&detail.session, &grant.name);
+                self.sessions.retire(&detail.session);
+            }
         }
     }
 

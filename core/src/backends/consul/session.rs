@@ -134,11 +134,7 @@ impl SessionPool {
             .put_json("/v1/session/create", Some(&body))
             .await?
             .ok_or_else(|| Error::Backend("consul has no session endpoint".into()))?;
-        let id = reply["ID"]
-            .as_str()
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| Error::Backend(format!("consul's session reply has no ID: {reply}")))?
-            .to_string();
+        let id = session_id(&reply)?;
         self.slots().push(Slot {
             id: id.clone(),
             ttl,
@@ -159,6 +155,15 @@ impl SessionPool {
             .iter()
             .find(|s| s.id == session)
             .map(|s| s.alive_until)
+    }
+
+    /// By when Consul has invalidated `session` unless it is renewed again
+    /// (it allows twice the TTL after the last renewal), if the pool knows it.
+    pub(crate) fn invalidated_by(&self, session: &str) -> Option<Instant> {
+        self.slots()
+            .iter()
+            .find(|s| s.id == session)
+            .map(|s| s.alive_until + s.ttl)
     }
 
     /// `session` no longer holds or wants `name`.
@@ -218,6 +223,15 @@ impl SessionPool {
             }
         }
     }
+}
+
+/// The session id in a `/v1/session/create` reply.
+pub(crate) fn session_id(reply: &serde_json::Value) -> Result<String> {
+    Ok(reply["ID"]
+        .as_str()
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| Error::Backend(format!("consul's session reply has no ID: {reply}")))?
+        .to_string())
 }
 
 /// The TTL in a `/v1/session/renew` (or `/info`) reply.

@@ -87,7 +87,7 @@ impl LdlmConfig {
         Self::from_url_and_env(url, password, |name| std::env::var(name).ok())
     }
 
-    fn from_url_and_env(
+    pub(crate) fn from_url_and_env(
         url: &Url,
         password: Option<Secret>,
         env: impl Fn(&str) -> Option<String>,

@@ -20,9 +20,9 @@
 //!   have granted it at that instant, the grant times out on the server
 //!   after one TTL (or frees with the connection).
 
-mod config;
+pub(crate) mod config;
 mod connection;
-mod errors;
+pub(crate) mod errors;
 mod holder_ops;
 mod tls;
 
@@ -223,21 +223,8 @@ impl LdlmBackend {
         reply: pb::LockResponse,
         connection: Arc<Connection>,
     ) -> Result<Option<Grant>> {
-        if reply.locked {
-            return Ok(Some(self.grant(request, reply.key, connection)));
-        }
-        match reply
-            .error
-            .as_ref()
-            .map(|e| refusal(&request.name, request.limit, e))
-        {
-            None | Some(Refusal::WaitTimedOut) => Ok(None),
-            Some(Refusal::Failed(error)) => Err(error),
-            Some(Refusal::NoSuchLock(message)) => Err(Error::Backend(format!(
-                "the LDLM server refused lock {:?}: {message}",
-                request.name
-            ))),
-        }
+        Ok(lock_reply(&request.name, request.limit, reply)?
+            .map(|key| self.grant(request, key, connection)))
     }
 
     /// One `Lock` call that waits on the server until `until` (forever
@@ -292,10 +279,7 @@ impl LdlmBackend {
         let reply = self
             .answer(connection.rpc().renew(self.at_once(message)?))
             .await?;
-        if reply.locked {
-            return Ok(Ok(()));
-        }
-        no_such_lease(name, reply.error.as_ref())
+        lease_reply(name, reply.locked, reply.error.as_ref())
     }
 
     /// One `Unlock` of `key`'s lease on `name`: `Ok(Err(why))` when the
@@ -313,10 +297,7 @@ impl LdlmBackend {
         let reply = self
             .answer(connection.rpc().unlock(self.at_once(message)?))
             .await?;
-        if reply.unlocked {
-            return Ok(Ok(()));
-        }
-        no_such_lease(name, reply.error.as_ref())
+        lease_reply(name, reply.unlocked, reply.error.as_ref())
     }
 
     /// Renews one grant on its own connection, retrying while the server
@@ -502,6 +483,38 @@ impl LossWatch for LdlmBackend {
 /// Why a lease of a connection that ended is lost.
 fn connection_gone(reason: &str) -> String {
     format!("{reason}; the LDLM server frees every lock taken on a connection when it ends")
+}
+
+/// A `Lock` or `TryLock` reply about lock `name` requested with `limit`:
+/// the lease's key when granted, `None` for busy (or a wait that ran out).
+pub(crate) fn lock_reply(
+    name: &str,
+    limit: u32,
+    reply: pb::LockResponse,
+) -> Result<Option<String>> {
+    if reply.locked {
+        return Ok(Some(reply.key));
+    }
+    match reply.error.as_ref().map(|e| refusal(name, limit, e)) {
+        None | Some(Refusal::WaitTimedOut) => Ok(None),
+        Some(Refusal::Failed(error)) => Err(error),
+        Some(Refusal::NoSuchLock(message)) => Err(Error::Backend(format!(
+            "the LDLM server refused lock {name:?}: {message}"
+        ))),
+    }
+}
+
+/// A `Renew` (`done`: `locked`) or `Unlock` (`done`: `unlocked`) reply
+/// about `name`: `Ok(Err(why))` when the server no longer has the lease.
+pub(crate) fn lease_reply(
+    name: &str,
+    done: bool,
+    error: Option<&pb::Error>,
+) -> Result<std::result::Result<(), String>> {
+    if done {
+        return Ok(Ok(()));
+    }
+    no_such_lease(name, error)
 }
 
 /// The reason in a `Renew` or `Unlock` reply that did not succeed: the

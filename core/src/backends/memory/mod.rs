@@ -22,6 +22,17 @@ use crate::backend::{
 use crate::error::{Error, Result};
 use crate::model::LockFeed;
 
+/// The namespace a `memory://NAMESPACE` URL names (its host part; empty
+/// for `memory://`), checked without making its store.
+pub(crate) fn namespace(url: &Url) -> Result<&str> {
+    if url.query().is_some() || !matches!(url.path(), "" | "/") {
+        return Err(Error::invalid(
+            "memory:// URLs take only a namespace: memory://[namespace]",
+        ));
+    }
+    Ok(url.host_str().unwrap_or(""))
+}
+
 /// The `memory://` backend: a handle on a named [`MemoryStore`].
 pub struct MemoryBackend {
     store: Arc<MemoryStore>,
@@ -30,13 +41,8 @@ pub struct MemoryBackend {
 impl MemoryBackend {
     /// The backend for `memory://NAMESPACE` (the host part; empty for `memory://`).
     pub fn from_url(url: &Url) -> Result<Self> {
-        if url.query().is_some() || !matches!(url.path(), "" | "/") {
-            return Err(Error::invalid(
-                "memory:// URLs take only a namespace: memory://[namespace]",
-            ));
-        }
         Ok(MemoryBackend {
-            store: MemoryStore::named(url.host_str().unwrap_or("")),
+            store: MemoryStore::named(namespace(url)?),
         })
     }
 

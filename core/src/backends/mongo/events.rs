@@ -344,7 +344,7 @@ impl EventLog {
     /// The local instant of server time `at_ms`, past the expiry allowance
     /// (a holder is live that long after its expiry).
     pub(crate) fn local_at(&self, at_ms: i64) -> tokio::time::Instant {
-        let ahead = (at_ms + EXPIRY_ALLOWANCE_MS - self.clock.now_ms()).max(1) as u64;
+        let ahead = ms_until_expiry(at_ms, self.clock.now_ms());
         tokio::time::Instant::now() + std::time::Duration::from_millis(ahead)
     }
 
@@ -383,56 +383,106 @@ impl EventLog {
     }
 
     fn deliver(&self, doc: &Document) {
-        let (Ok(name), Ok(kind), Ok(holder)) = (
-            doc.get_str("name"),
-            doc.get_str("kind"),
-            doc.get_str("holder"),
-        ) else {
+        let Some(read) = read_event(doc) else {
             return; // the sentinel, or something that is not ours
         };
-        let kind = match kind {
-            "acquired" => LockEventKind::Acquired,
-            "released" => LockEventKind::Released,
-            _ => LockEventKind::Expired,
-        };
-        if let (Ok(coll), Ok(slot), Ok(gen)) =
-            (doc.get_str("coll"), doc.get_i32("slot"), doc.get_i64("gen"))
-        {
-            let key = (coll.to_string(), name.to_string());
-            match kind {
-                // Only a release frees a slot; waiters survey at a
-                // holder's expiry on their own.
-                // A lease handed over frees nothing: the next generation,
-                // already taken, follows in an `acquired` event.
-                LockEventKind::Released if doc.get_bool("handed") == Ok(true) => {}
-                LockEventKind::Released => {
-                    let limit = u32::try_from(doc.get_i32("limit").unwrap_or(1)).unwrap_or(1);
-                    let at_ms = doc.get_i64("at").unwrap_or(0);
-                    self.slot_freed(
-                        &key,
-                        Freed {
-                            slot,
-                            marker: gen,
-                            limit,
-                            at_ms,
-                        },
-                    );
-                }
-                LockEventKind::Acquired => {
+        if let Some((key, effect)) = read.effect {
+            match effect {
+                EventEffect::Handed => {}
+                EventEffect::Freed(freed) => self.slot_freed(&key, freed),
+                EventEffect::Taken {
+                    slot,
+                    gen,
+                    expires_at,
+                } => {
                     self.known.saw(&key, slot, gen);
-                    if let Ok(expires_at) = doc.get_i64("expires_at") {
+                    if let Some(expires_at) = expires_at {
                         self.waiters.held_until(&key, self.local_at(expires_at));
                     }
                 }
-                _ => {
-                    let told = self.watches().by_holder.remove(holder);
+                EventEffect::Expired => {
+                    let told = self.watches().by_holder.remove(&read.event.holder);
                     for (_, told) in told.into_iter().flatten() {
                         let _ = told.send(());
                     }
                 }
             }
         }
-        let _ = self.public.send(LockEvent {
+        let _ = self.public.send(read.event);
+    }
+}
+
+/// What one event document says, read without acting on it.
+#[derive(Debug)]
+pub(crate) struct EventRead {
+    /// The lock event it publishes.
+    pub event: LockEvent,
+    /// What it means for this process's waiters and loss watches, when it
+    /// names its collection, slot and generation.
+    pub effect: Option<(NameKey, EventEffect)>,
+}
+
+/// What an event means for this process's waiters and loss watches.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum EventEffect {
+    /// A lease handed over frees nothing: the next generation, already
+    /// taken, follows in an `acquired` event.
+    Handed,
+    /// A release freed a slot.
+    Freed(Freed),
+    /// A slot was taken; its holder's expiry (server ms), when given.
+    Taken {
+        slot: i32,
+        gen: i64,
+        expires_at: Option<i64>,
+    },
+    /// The holder's lease expired and another holder took its slot.
+    Expired,
+}
+
+/// Reads an event document; `None` for the sentinel or a document that is
+/// not an event.
+pub(crate) fn read_event(doc: &Document) -> Option<EventRead> {
+    let (Ok(name), Ok(kind), Ok(holder)) = (
+        doc.get_str("name"),
+        doc.get_str("kind"),
+        doc.get_str("holder"),
+    ) else {
+        return None;
+    };
+    let kind = match kind {
+        "acquired" => LockEventKind::Acquired,
+        "released" => LockEventKind::Released,
+        _ => LockEventKind::Expired,
+    };
+    let effect = match (doc.get_str("coll"), doc.get_i32("slot"), doc.get_i64("gen")) {
+        (Ok(coll), Ok(slot), Ok(gen)) => {
+            let key = (coll.to_string(), name.to_string());
+            let effect = match kind {
+                // Only a release frees a slot; waiters survey at a
+                // holder's expiry on their own.
+                LockEventKind::Released if doc.get_bool("handed") == Ok(true) => {
+                    EventEffect::Handed
+                }
+                LockEventKind::Released => EventEffect::Freed(Freed {
+                    slot,
+                    marker: gen,
+                    limit: u32::try_from(doc.get_i32("limit").unwrap_or(1)).unwrap_or(1),
+                    at_ms: doc.get_i64("at").unwrap_or(0),
+                }),
+                LockEventKind::Acquired => EventEffect::Taken {
+                    slot,
+                    gen,
+                    expires_at: doc.get_i64("expires_at").ok(),
+                },
+                _ => EventEffect::Expired,
+            };
+            Some((key, effect))
+        }
+        _ => None,
+    };
+    Some(EventRead {
+        event: LockEvent {
             name: name.to_string(),
             kind,
             holder: holder.to_string(),
@@ -440,8 +490,19 @@ impl EventLog {
                 .get_i64("token")
                 .ok()
                 .and_then(|t| u64::try_from(t).ok()),
-        });
-    }
+        },
+        effect,
+    })
+}
+
+/// How long from server time `now_ms` until server time `at_ms` plus the
+/// expiry allowance, in ms (at least 1). Saturates: an expiry read from a
+/// document may be any number.
+pub(crate) fn ms_until_expiry(at_ms: i64, now_ms: i64) -> u64 {
+    at_ms
+        .saturating_add(EXPIRY_ALLOWANCE_MS)
+        .saturating_sub(now_ms)
+        .max(1) as u64
 }
 
 /// Removes an expiry watch when its waiter goes.
@@ -490,14 +551,22 @@ async fn publish_all(
 
 /// Remembers what was delivered at the latest event time, so a reopened
 /// cursor (which starts at that time again) skips it.
-struct Position {
+pub(crate) struct Position {
     at: i64,
     seen: HashSet<String>,
 }
 
 impl Position {
+    /// A position at event time `at`, with nothing delivered there yet.
+    pub(crate) fn new(at: i64) -> Self {
+        Position {
+            at,
+            seen: HashSet::new(),
+        }
+    }
+
     /// True if `doc` is new; records it.
-    fn advance(&mut self, doc: &Document) -> bool {
+    pub(crate) fn advance(&mut self, doc: &Document) -> bool {
         let Ok(at) = doc.get_i64("at") else {
             return false;
         };
@@ -522,10 +591,7 @@ impl Position {
 /// and then ended (capped-collection trimming ends cursors routinely) is
 /// reopened at once; only failures to open back off, up to 5 s.
 async fn tail(log: Weak<EventLog>, start: i64, ready: oneshot::Sender<()>) {
-    let mut position = Position {
-        at: start,
-        seen: HashSet::new(),
-    };
+    let mut position = Position::new(start);
     let mut ready = Some(ready);
     let mut retry = Duration::from_millis(100);
     loop {
@@ -632,7 +698,7 @@ async fn follow(
 }
 
 /// The cursor id and documents of a `find` or `getMore` reply.
-fn batch(reply: &Document, field: &str) -> Result<(i64, Vec<Document>)> {
+pub(crate) fn batch(reply: &Document, field: &str) -> Result<(i64, Vec<Document>)> {
     let cursor = reply
         .get_document("cursor")
         .map_err(|_| Error::Backend("a cursor reply without a cursor".into()))?;

@@ -73,7 +73,7 @@ impl Inspect for MongoBackend {
                     value: values.remove(&g.id).unwrap_or_default(),
                     fencing_token: u64::try_from(g.token).ok(),
                     expires_in: Some(Duration::from_millis(
-                        u64::try_from(g.expires_at - now).unwrap_or(0),
+                        u64::try_from(g.expires_at.saturating_sub(now)).unwrap_or(0),
                     )),
                     holder: g.id,
                 })

@@ -276,7 +276,7 @@ impl Ledger {
             }
             let mut ids = Vec::new();
             for &(slot, from, head) in &pending {
-                ids.extend((from..from + width).map(|gen| doc_id(name, slot, gen)));
+                ids.extend((from..from.saturating_add(width)).map(|gen| doc_id(name, slot, gen)));
                 if head {
                     ids.push(head_id(name, slot));
                 }
@@ -288,7 +288,7 @@ impl Ledger {
                 .collect();
             let mut next = Vec::new();
             for (slot, from, head) in pending {
-                let window: Vec<Generation> = (from..from + width)
+                let window: Vec<Generation> = (from..from.saturating_add(width))
                     .filter_map(|gen| by_id.remove(&doc_id(name, slot, gen)))
                     .filter_map(|d| Generation::from_doc(&d))
                     .collect();
@@ -298,11 +298,13 @@ impl Ledger {
                     .and_then(|d| d.get_i64("gen").ok());
                 let newest = window.into_iter().max_by_key(|g| g.gen);
                 let found = match (newest, head_gen) {
-                    (Some(g), _) if g.gen == from + width - 1 => Found::From(g.gen + 1, Some(g)),
+                    (Some(g), _) if g.gen == from.saturating_add(width) - 1 => {
+                        Found::From(g.gen.saturating_add(1), Some(g))
+                    }
                     (Some(g), _) => Found::Done(Some(g)),
                     // Read on past the newest: it stays the newest.
                     (None, _) if best.contains_key(&slot) => Found::Done(None),
-                    (None, Some(h)) if h >= from + width => Found::From(h, None),
+                    (None, Some(h)) if h >= from.saturating_add(width) => Found::From(h, None),
                     (None, None) if head && from == 1 => Found::Done(None),
                     // Knowledge older than the collected range: its head.
                     (None, None) if !head => Found::From(from, None),

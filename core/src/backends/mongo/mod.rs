@@ -16,15 +16,15 @@
 
 mod acquire;
 mod clock;
-mod config;
+pub(crate) mod config;
 mod errors;
-mod events;
+pub(crate) mod events;
 mod handoff;
-mod inspect;
+pub(crate) mod inspect;
 mod known;
-mod ledger;
-mod plan;
-mod sessions;
+pub(crate) mod ledger;
+pub(crate) mod plan;
+pub(crate) mod sessions;
 mod waiters;
 
 use std::collections::HashMap;

@@ -59,13 +59,20 @@ impl Generation {
 
     /// The release marker that frees this generation's slot: the next
     /// generation, released, carrying this one's limit and token.
+    /// A document whose `_id` does not end in the 20 digits of
+    /// [`doc_id`] (not one of ours) keeps whatever precedes its last 20
+    /// bytes, cut back to a character boundary; a `gen` at `i64::MAX` stays.
     pub(crate) fn marker(&self) -> Generation {
-        let name_end = self.id.len().saturating_sub(20);
+        let mut name_end = self.id.len().saturating_sub(20);
+        while !self.id.is_char_boundary(name_end) {
+            name_end -= 1;
+        }
         let name_and_slot = &self.id[..name_end];
+        let gen = self.gen.saturating_add(1);
         Generation {
-            id: format!("{name_and_slot}{:020}", self.gen + 1),
+            id: format!("{name_and_slot}{gen:020}"),
             slot: self.slot,
-            gen: self.gen + 1,
+            gen,
             limit: self.limit,
             expires_at: 0,
             released: true,
@@ -76,7 +83,7 @@ impl Generation {
 
     /// Held by someone at server time `now`.
     pub(crate) fn is_live(&self, now: i64) -> bool {
-        !self.released && self.expires_at + EXPIRY_ALLOWANCE_MS > now
+        !self.released && self.expires_at.saturating_add(EXPIRY_ALLOWANCE_MS) > now
     }
 }
 
@@ -150,7 +157,7 @@ impl Survey {
             return Plan::Busy {
                 wake_at: live
                     .iter()
-                    .map(|g| g.expires_at + EXPIRY_ALLOWANCE_MS)
+                    .map(|g| g.expires_at.saturating_add(EXPIRY_ALLOWANCE_MS))
                     .min(),
             };
         }
@@ -158,7 +165,7 @@ impl Survey {
         let previous = self.newest.get(&slot);
         Plan::Take {
             slot,
-            gen: previous.map_or(1, |g| g.gen + 1),
+            gen: previous.map_or(1, |g| g.gen.saturating_add(1)),
             replaces: previous.filter(|g| !g.released).cloned(),
         }
     }
@@ -274,5 +281,35 @@ mod tests {
                 replaces: None
             }
         );
+    }
+
+    /// Documents are read from the server, so any `_id` and any numbers:
+    /// the marker of an `_id` cut inside a character, or of the last
+    /// generation, and expiries near the end of time do not panic (found
+    /// by fuzzing).
+    #[test]
+    fn odd_documents_do_not_panic() {
+        let mut odd = generation(0, i64::MAX, 1, i64::MAX, false);
+        odd.id = format!("{}a", "é".repeat(11));
+        let marker = odd.marker();
+        assert_eq!(marker.gen, i64::MAX);
+        assert!(
+            marker.id.ends_with(&format!("{:020}", i64::MAX)),
+            "{}",
+            marker.id
+        );
+        assert!(odd.is_live(i64::MAX - 1));
+        let survey = Survey::from_generations([odd]);
+        assert_eq!(
+            survey.plan(1, 0, |_| 0),
+            Plan::Busy {
+                wake_at: Some(i64::MAX)
+            }
+        );
+        let survey = Survey::from_generations([generation(0, i64::MAX, 1, 0, true)]);
+        assert!(matches!(
+            survey.plan(1, 0, |_| 0),
+            Plan::Take { gen: i64::MAX, .. }
+        ));
     }
 }

@@ -42,6 +42,21 @@ fn unit_ttl(unit: &str) -> Duration {
         .map_or(crate::options::MAX_TTL, Duration::from_millis)
 }
 
+/// Until when (server ms) the end record of a lease of `unit` made at
+/// `now_ms` is kept: three of the unit's TTLs and [`KEEP`]. A unit name
+/// read from a document may claim any TTL; the sum saturates.
+pub(crate) fn end_keep_until(unit: &str, now_ms: i64) -> i64 {
+    let keep = unit_ttl(unit).saturating_mul(3).saturating_add(KEEP);
+    now_ms.saturating_add(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// An end record's lease id and whether a forced release ended it (else a
+/// takeover); `None` for a document that is not an end record.
+pub(crate) fn end_record(doc: &Document) -> Option<(String, bool)> {
+    let lease = doc.get_str("_id").ok()?.strip_prefix("e/")?;
+    Some((lease.to_string(), doc.get_bool("released").unwrap_or(false)))
+}
+
 fn session_id(unit: &str) -> String {
     format!("s/{unit}")
 }
@@ -87,13 +102,7 @@ impl Sessions {
             .try_collect()
             .await
             .map_err(errors::map)?;
-        Ok(docs
-            .iter()
-            .filter_map(|doc| {
-                let lease = doc.get_str("_id").ok()?.strip_prefix("e/")?;
-                Some((lease.to_string(), doc.get_bool("released").unwrap_or(false)))
-            })
-            .collect())
+        Ok(docs.iter().filter_map(end_record).collect())
     }
 
     /// Tells `unit`'s renewal that lease `lease` was taken away (`released`:
@@ -105,7 +114,7 @@ impl Sessions {
         released: bool,
         now_ms: i64,
     ) -> Result<()> {
-        let keep_until = now_ms + (3 * unit_ttl(unit) + KEEP).as_millis() as i64;
+        let keep_until = end_keep_until(unit, now_ms);
         let record = doc! {
             "_id": end_id(lease),
             "unit": unit,
@@ -164,5 +173,23 @@ mod tests {
         let unit = unit_name("00ff", Duration::from_millis(1500));
         assert_eq!(unit_ttl(&unit), Duration::from_millis(1500));
         assert_eq!(unit_ttl("elsewhere"), crate::options::MAX_TTL);
+    }
+
+    /// A unit name read from a document may claim any TTL: the end
+    /// record's keep time saturates instead of overflowing (a panic found
+    /// by fuzzing: `3 * Duration::from_millis(u64::MAX)`).
+    #[test]
+    fn an_end_record_of_any_unit_has_a_keep_time() {
+        let unit = format!("c-ttl-{}", u64::MAX);
+        assert_eq!(end_keep_until(&unit, 0), i64::MAX);
+        assert_eq!(end_keep_until(&unit, i64::MAX), i64::MAX);
+        let unit = unit_name("c", Duration::from_secs(10));
+        assert_eq!(end_keep_until(&unit, 1_000), 1_000 + 30_000 + 600_000);
+        let record = doc! { "_id": "e/l/0/00000000000000000001", "released": true };
+        assert_eq!(
+            end_record(&record),
+            Some(("l/0/00000000000000000001".to_string(), true))
+        );
+        assert_eq!(end_record(&doc! { "_id": "s/unit" }), None);
     }
 }

@@ -147,56 +147,39 @@ impl Listener {
 
     /// One notification's payload (see [`super::schema`]).
     fn dispatch(&self, payload: &str) {
-        let mut parts = payload.splitn(4, ' ');
-        let (Some(kind), Some(second), Some(third)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return;
-        };
-        if kind == "n" {
-            if let Ok(ms) = second.parse::<u64>() {
+        match parse_payload(payload) {
+            None => {}
+            Some(Payload::Renewed { session, ttl }) => {
                 let _ = self.notes.send(Note::Renewed {
-                    session: third.to_string(),
-                    ttl: Duration::from_millis(ms),
+                    session: session.to_string(),
+                    ttl,
                 });
             }
-            return;
-        }
-        let (Some(name), Ok(token)) = (parts.next(), second.parse::<u64>()) else {
-            return;
-        };
-        // What each kind tells: whether a slot may be free, the reason its
-        // holder lost the lease (if it did), and the lock event (if any).
-        let (frees, lost, event) = match kind {
-            "a" => (false, None, Some(LockEventKind::Acquired)),
-            "r" => (true, None, Some(LockEventKind::Released)),
-            "f" => (
-                true,
-                Some("released by another client (an operator)"),
-                Some(LockEventKind::Released),
-            ),
-            "e" => (
-                true,
-                Some("its session expired and another holder took the slot"),
-                Some(LockEventKind::Expired),
-            ),
-            "w" => (true, None, None),
-            _ => return,
-        };
-        if let Some(reason) = lost {
-            self.resolve(third, reason);
-        }
-        if let Some(kind) = event {
-            let _ = self.events.send(LockEvent {
-                name: name.to_string(),
-                kind,
-                holder: third.to_string(),
-                fencing_token: Some(token),
-            });
-        }
-        if frees {
-            let _ = self.notes.send(Note::Freed {
-                name: name.to_string(),
-            });
+            Some(Payload::Lock {
+                name,
+                holder,
+                token,
+                frees,
+                lost,
+                event,
+            }) => {
+                if let Some(reason) = lost {
+                    self.resolve(holder, reason);
+                }
+                if let Some(kind) = event {
+                    let _ = self.events.send(LockEvent {
+                        name: name.to_string(),
+                        kind,
+                        holder: holder.to_string(),
+                        fencing_token: Some(token),
+                    });
+                }
+                if frees {
+                    let _ = self.notes.send(Note::Freed {
+                        name: name.to_string(),
+                    });
+                }
+            }
         }
     }
 
@@ -206,6 +189,77 @@ impl Listener {
             let _ = tx.send(reason.to_string());
         }
     }
+}
+
+/// What one notification's payload says (see [`super::schema`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Payload<'a> {
+    /// `n TTL_MS SESSION`: a session was renewed.
+    Renewed {
+        /// The session's id.
+        session: &'a str,
+        /// Its TTL from now.
+        ttl: Duration,
+    },
+    /// `KIND TOKEN HOLDER NAME`: something happened to a lease.
+    Lock {
+        /// The lock's name (may hold spaces).
+        name: &'a str,
+        /// The lease's holder id.
+        holder: &'a str,
+        /// The lease's fencing token.
+        token: u64,
+        /// Whether a slot may be free.
+        frees: bool,
+        /// Why the holder lost the lease, if it did.
+        lost: Option<&'static str>,
+        /// The lock event, if any.
+        event: Option<LockEventKind>,
+    },
+}
+
+/// Reads a notification's payload; `None` for one that is not ours.
+pub(crate) fn parse_payload(payload: &str) -> Option<Payload<'_>> {
+    let mut parts = payload.splitn(4, ' ');
+    let (Some(kind), Some(second), Some(third)) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    if kind == "n" {
+        let ms = second.parse::<u64>().ok()?;
+        return Some(Payload::Renewed {
+            session: third,
+            ttl: Duration::from_millis(ms),
+        });
+    }
+    let (Some(name), Ok(token)) = (parts.next(), second.parse::<u64>()) else {
+        return None;
+    };
+    // What each kind tells: whether a slot may be free, the reason its
+    // holder lost the lease (if it did), and the lock event (if any).
+    let (frees, lost, event) = match kind {
+        "a" => (false, None, Some(LockEventKind::Acquired)),
+        "r" => (true, None, Some(LockEventKind::Released)),
+        "f" => (
+            true,
+            Some("released by another client (an operator)"),
+            Some(LockEventKind::Released),
+        ),
+        "e" => (
+            true,
+            Some("its session expired and another holder took the slot"),
+            Some(LockEventKind::Expired),
+        ),
+        "w" => (true, None, None),
+        _ => return None,
+    };
+    Some(Payload::Lock {
+        name,
+        holder: third,
+        token,
+        frees,
+        lost,
+        event,
+    })
 }
 
 /// Removes a loss watcher that went away (its lease released or dropped).

@@ -12,7 +12,7 @@
 pub mod config;
 mod connection;
 mod inspect;
-mod listen;
+pub(crate) mod listen;
 pub mod schema;
 mod verify_ca;
 
