@@ -42,5 +42,7 @@ Libs: -L\${libdir} -Wl,-rpath,\${libdir} -lpolylock
 Libs.private: -lpthread -ldl -lm
 Cflags: -I\${includedir}
 PC
-tar -C "$stage" -czf "$out/$name.tar.gz" "$name"
+# Written beside, then renamed: a reader never sees a half-written tarball.
+tar -C "$stage" -czf "$out/.$name.tar.gz.$$" "$name"
+mv -f "$out/.$name.tar.gz.$$" "$out/$name.tar.gz"
 echo "$out/$name.tar.gz"

@@ -36,6 +36,10 @@ maturin sdist --manifest-path bindings-python/Cargo.toml --out "$stage" >&2
 mkdir -p "$out"
 wheel=$(cd "$stage" && ls polylock-*.whl)
 sdist=$(cd "$stage" && ls polylock-*.tar.gz)
-mv -f "$stage/$wheel" "$stage/$sdist" "$out/"
+# Moved beside, then renamed: a reader never sees a half-written file.
+for file in "$wheel" "$sdist"; do
+  mv -f "$stage/$file" "$out/.$file.$$"
+  mv -f "$out/.$file.$$" "$out/$file"
+done
 echo "$out/$wheel"
 echo "$out/$sdist"

@@ -8,7 +8,10 @@
 # six languages on the same names under injected faults, judged by the
 # fenced-store judge and by Porcupine; tests/mixed/run.sh), every fuzzer for
 # a bounded time (tests/fuzz/run.sh) and the bad-input matrix (README's table
-# checked against what the bindings' bad-input tests recorded). Runs every
+# checked against what the bindings' bad-input tests recorded). The release
+# builds of later phases (Python wheel, C package, fuzz targets) run in the
+# background from the start (tests/prebuild.sh, its lines printed before the
+# mixed phase). Runs every
 # phase even after a failure, showing each one's output in
 # full, and counts each phase's tests from its runner's own output
 # (tests/count.py). Ends with one line per phase, such as "phase rust: ok
@@ -37,7 +40,11 @@ phases=(
   "bad-input:single:python3 tests/bad-input/table.py check \"\$POLYLOCK_BAD_INPUT_RECORDS\" --readme README.md"
 )
 work=$(mktemp -d "${TMPDIR:-/tmp}/polylock-suite.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# The release builds later phases need, in the background from the start
+# (tests/prebuild.sh); the suite waits for it before the mixed phase.
+bash tests/prebuild.sh >"$work/prebuild.log" 2>&1 &
+prebuild=$!
+trap 'kill "$prebuild" 2>/dev/null; rm -rf "$work"' EXIT
 records=${POLYLOCK_TEST_RECORDS:-$work/records}
 touch "$records"
 # The bad-input matrix: every binding's bad-input tests append what they saw
@@ -58,6 +65,11 @@ for phase in "${phases[@]}"; do
       echo "suite: restarting FerretDB before the $name phase failed" >&2
   fi
   first=
+  if [ "$name" = mixed ] && [ -n "$prebuild" ]; then
+    wait "$prebuild"
+    cat "$work/prebuild.log"
+    prebuild=
+  fi
   echo "=== $name: $command"
   bash -c "$command" 2>&1 | tee "$work/$name.log"
   status=${PIPESTATUS[0]}

@@ -4,13 +4,15 @@
 # leaves the tree as it was (crash artifacts go to fuzz/artifacts/, which
 # git ignores).
 #
-#   tests/fuzz/rust.sh [--seconds S] [--update-corpus] [TARGET...]
+#   tests/fuzz/rust.sh [--seconds S] [--update-corpus] [--build-only] [TARGET...]
 #
 # S: seconds per target (default $POLYLOCK_FUZZ_SECONDS or 60). TARGETs:
 # the targets to run (default: every one in fuzz/Cargo.toml), as many at a
 # time as there are cores ($POLYLOCK_FUZZ_JOBS to choose).
 # --update-corpus: afterwards, merge what the run found into the committed
 # corpus, minimized (libFuzzer -merge=1; for a maintainer, not CI).
+# --build-only: install cargo-fuzz and build the targets, run nothing, print
+# nothing on stdout (tests/prebuild.sh).
 #
 # Installs cargo-fuzz when missing (cargo install cargo-fuzz --locked).
 # Uses the nightly toolchain with AddressSanitizer when rustup has one,
@@ -27,13 +29,15 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 fuzz_dir="$root/fuzz"
 seconds=${POLYLOCK_FUZZ_SECONDS:-60}
 update=0
+build_only=0
 targets=()
-usage() { echo "usage: tests/fuzz/rust.sh [--seconds S] [--update-corpus] [TARGET...]" >&2; exit 2; }
+usage() { echo "usage: tests/fuzz/rust.sh [--seconds S] [--update-corpus] [--build-only] [TARGET...]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) [ $# -ge 2 ] || usage; seconds=$2; shift 2 ;;
     --seconds=*) seconds=${1#--seconds=}; shift ;;
     --update-corpus) update=1; shift ;;
+    --build-only) build_only=1; shift ;;
     -h|--help) usage ;;
     -*) usage ;;
     *) targets+=("$1"); shift ;;
@@ -104,6 +108,7 @@ for target in "${targets[@]}"; do
   fi
 done
 
+[ "$build_only" = 0 ] || exit 0
 bin_dir="$target_dir/$host/release"
 
 # run_target TARGET: one target's bounded run; its line goes to

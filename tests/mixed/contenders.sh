@@ -16,8 +16,9 @@
 # Builds in cargo's target directory ($CARGO_TARGET_DIR or target/), debug
 # profile: the Rust contender (the `mixed-contend` example of polylock-cli),
 # the C library (static, for C; shared, for Go through target/debug's
-# polylock.pc and for Ruby through POLYLOCK_LIB), the Python package
-# (bindings-python/install.sh), the Node addon (npm install when
+# polylock.pc and for Ruby through POLYLOCK_LIB), the Python wheel
+# (bindings-python/package.sh, release; installed into
+# target/mixed-python-venv), the Node addon (npm install when
 # node_modules is missing, then npm run build). Idempotent; quiet on
 # success, a failing step's output on stderr and a non-zero exit.
 set -euo pipefail
@@ -48,10 +49,16 @@ quiet() {
 # so one command would skip the C library.
 quiet "cargo build (rust contender)" cargo build -q --locked -p polylock-cli --example mixed-contend
 quiet "cargo build (C library)" cargo build -q --locked -p polylock-c --lib
-python=
-quiet "bindings-python/install.sh" bash -c 'bash bindings-python/install.sh >"$1"' _ "$out/.python"
-python=$(cat "$out/.python")
-rm -f "$out/.python"
+# The wheel bindings-python/package.sh builds (CI's python phase built it
+# already: cargo then has nothing to do), installed into a venv of its own.
+quiet "bindings-python/package.sh" bash -c 'bash bindings-python/package.sh >"$1"' _ "$out/.packages"
+wheel=$(grep '\.whl$' "$out/.packages")
+rm -f "$out/.packages"
+venv="$target/mixed-python-venv"
+[ -x "$venv/bin/python" ] || quiet "python3 -m venv" python3 -m venv "$venv"
+quiet "pip install the wheel" "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+  --force-reinstall --no-deps "$wheel"
+python="$venv/bin/python"
 if [ ! -d bindings-node/node_modules ]; then
   quiet "npm install" bash -c 'cd bindings-node && npm install --no-audit --no-fund'
 fi

@@ -453,10 +453,11 @@ def main():
     parser.add_argument("--servers", help="POLYLOCK_TEST_FAULTS_DIR (servers faults restart)")
     parser.add_argument("--ttl-ms", type=int, default=3000)
     parser.add_argument("--hold-ms", type=int, default=10)
-    parser.add_argument("--deadline", type=int, help="seconds before the run gives up")
+    parser.add_argument("--deadline", type=int,
+                        help="seconds before the run gives up (default 300 + GRANTS / 2)")
     args = parser.parse_args()
     if args.deadline is None:
-        args.deadline = 300 + args.grants // 5
+        args.deadline = 300 + args.grants // 2
     if FAULTS[args.backend] and any(k in ("restart", "leader-kill") for k in FAULTS[args.backend]) \
             and not args.servers:
         parser.error(f"--servers is needed to restart {args.backend}")

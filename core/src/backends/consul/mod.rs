@@ -133,7 +133,8 @@ impl ConsulBackend {
     }
 
     /// Releases in the background what `session` may still hold on `name`
-    /// ([`orphans`]); the session's reservation of the name ends after.
+    /// ([`orphans`]); its reservation of the name ends now, and the session
+    /// is lent for the name again once that is done.
     fn free_orphan(&self, name: &str, session: String, held: Held, value: Vec<u8>) {
         let orphan = orphans::Orphan {
             name: name.to_string(),

@@ -5,12 +5,14 @@
 //! lived on because it renews the client's other leases. Left alone, such a
 //! key stays held as long as the client runs, and nobody can take it.
 //!
-//! [`free_in_background`] releases it: the session's reservation of the
-//! name is kept until then, so no other lease of this client takes the name
-//! with that session meanwhile, and whatever the session holds on the name
-//! is the orphan. It stops when the release went through, when Consul says
-//! the session holds nothing there, or when the session can no longer be
-//! alive (Consul then deletes its keys itself).
+//! [`free_in_background`] releases it. Until then the pool does not lend
+//! the session for the name ([`SessionPool::orphan`]), so no other lease of
+//! this client takes the name with that session meanwhile, and whatever the
+//! session holds on the name is the orphan. Each attempt renews the session
+//! first: it stops when Consul no longer knows the session (which then
+//! holds nothing), when the release went through, when Consul says the
+//! session holds nothing there, or when the session can no longer be alive
+//! (Consul then deletes its keys itself).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +22,7 @@ use tokio::time::Instant;
 use super::http::ConsulHttp;
 use super::mutex::{self, ReleasedKeys};
 use super::semaphore;
-use super::session::SessionPool;
+use super::session::{SessionPool, SessionRenewal};
 use super::Held;
 use crate::error::Result;
 use crate::runtime;
@@ -39,16 +41,17 @@ pub(crate) struct Orphan {
     pub value: Vec<u8>,
 }
 
-/// Releases `orphan` on polylock's runtime, then frees the session's
-/// reservation of its name.
+/// Releases `orphan` on polylock's runtime; the session is lent for its
+/// name again after.
 pub(crate) fn free_in_background(
     http: Arc<ConsulHttp>,
     sessions: Arc<SessionPool>,
     orphan: Orphan,
 ) {
+    sessions.orphan(&orphan.session, &orphan.name);
     runtime::spawn(async move {
         free(&http, &sessions, &orphan).await;
-        sessions.unreserve(&orphan.session, &orphan.name);
+        sessions.orphan_freed(&orphan.session, &orphan.name);
     });
 }
 
@@ -58,7 +61,14 @@ async fn free(http: &ConsulHttp, sessions: &SessionPool, orphan: &Orphan) {
         if !may_be_alive(sessions, &orphan.session) {
             return;
         }
-        match release(http, orphan).await {
+        // A session Consul no longer knows holds nothing (and the pool,
+        // told so by the renewal, stops lending it).
+        let outcome = match sessions.renew(http, &orphan.session).await {
+            Ok(SessionRenewal::Gone) => return,
+            Ok(SessionRenewal::Alive(_)) => release(http, orphan).await,
+            Err(error) => Err(error),
+        };
+        match outcome {
             Ok(()) => {
                 tracing::debug!(name = %orphan.name, "released a key a lost lease's session still held");
                 return;

@@ -23,6 +23,9 @@ struct Slot {
     ttl: Duration,
     /// Names this session holds or is trying to take.
     names: HashSet<String>,
+    /// Names on which it may still hold a lost lease's key, being freed
+    /// ([`super::orphans`]): not lent for them until that is done.
+    orphans: HashSet<String>,
     /// Until when the session is known to live (last proof + TTL).
     alive_until: Instant,
     /// No new names: an abandoned lease must be left to expire.
@@ -54,6 +57,13 @@ pub(crate) struct SessionPool {
     slots: Mutex<Vec<Slot>>,
 }
 
+impl Slot {
+    /// Holds, wants or is freeing some name.
+    fn in_use(&self) -> bool {
+        !self.names.is_empty() || !self.orphans.is_empty()
+    }
+}
+
 impl SessionPool {
     fn slots(&self) -> MutexGuard<'_, Vec<Slot>> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
@@ -78,8 +88,10 @@ impl SessionPool {
             let now = Instant::now();
             let mut slots = self.slots();
             // Idle sessions past their TTL have expired.
-            slots.retain(|s| s.alive_until > now || !s.names.is_empty());
-            let fits = |s: &Slot| s.ttl == ttl && !s.retired && !s.names.contains(name);
+            slots.retain(|s| s.alive_until > now || s.in_use());
+            let fits = |s: &Slot| {
+                s.ttl == ttl && !s.retired && !s.names.contains(name) && !s.orphans.contains(name)
+            };
             if let Some(slot) = slots
                 .iter_mut()
                 .find(|s| fits(s) && s.alive_until > now + s.ttl / 2)
@@ -93,7 +105,7 @@ impl SessionPool {
             }
             slots
                 .iter_mut()
-                .find(|s| fits(s) && s.names.is_empty())
+                .find(|s| fits(s) && !s.in_use())
                 .map(|slot| {
                     // Held for the renewal, so no other call takes it meanwhile.
                     slot.names.insert(name.to_string());
@@ -139,6 +151,7 @@ impl SessionPool {
             id: id.clone(),
             ttl,
             names: HashSet::from([name.to_string()]),
+            orphans: HashSet::new(),
             alive_until: sent + ttl,
             retired: false,
         });
@@ -170,6 +183,23 @@ impl SessionPool {
     pub(crate) fn unreserve(&self, session: &str, name: &str) {
         if let Some(slot) = self.slots().iter_mut().find(|s| s.id == session) {
             slot.names.remove(name);
+        }
+    }
+
+    /// `session` may still hold a lost lease's key on `name`: from now
+    /// until [`orphan_freed`](Self::orphan_freed) it is not lent for `name`
+    /// (whatever else ends its reservation of the name meanwhile).
+    pub(crate) fn orphan(&self, session: &str, name: &str) {
+        if let Some(slot) = self.slots().iter_mut().find(|s| s.id == session) {
+            slot.names.remove(name);
+            slot.orphans.insert(name.to_string());
+        }
+    }
+
+    /// `session` holds nothing on `name` any more (see [`orphan`](Self::orphan)).
+    pub(crate) fn orphan_freed(&self, session: &str, name: &str) {
+        if let Some(slot) = self.slots().iter_mut().find(|s| s.id == session) {
+            slot.orphans.remove(name);
         }
     }
 
