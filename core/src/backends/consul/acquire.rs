@@ -45,12 +45,15 @@ enum Turn {
     SessionGone,
 }
 
-/// A session reserved for one call, given back unless it ends in a grant.
+/// A session reserved for one call, given back unless it ends in a grant
+/// (or, when the call failed in transit, freed as an orphan: a take may
+/// have been committed).
 struct Session<'a> {
     backend: &'a ConsulBackend,
-    name: &'a str,
+    request: &'a AcquireRequest,
     reserved: Reserved,
     granted: bool,
+    in_doubt: bool,
 }
 
 impl<'a> Session<'a> {
@@ -61,9 +64,10 @@ impl<'a> Session<'a> {
             .await?;
         Ok(Session {
             backend,
-            name: &request.name,
+            request,
             reserved,
             granted: false,
+            in_doubt: false,
         })
     }
 
@@ -110,10 +114,16 @@ impl<'a> Session<'a> {
 
 impl Drop for Session<'_> {
     fn drop(&mut self) {
-        if !self.granted {
+        if self.granted {
+            return;
+        }
+        if self.in_doubt {
+            let id = std::mem::take(&mut self.reserved.id);
+            self.backend.free_in_doubt(self.request, id);
+        } else {
             self.backend
                 .sessions
-                .unreserve(&self.reserved.id, self.name);
+                .unreserve(&self.reserved.id, &self.request.name);
         }
     }
 }
@@ -131,8 +141,10 @@ pub(super) async fn acquire(
     } else {
         acquire_semaphore(backend, request, until, signals, &mut session).await
     };
-    if let Ok(Acquisition::Granted { .. }) = &outcome {
-        session.granted = true;
+    match &outcome {
+        Ok(Acquisition::Granted { .. }) => session.granted = true,
+        Err(error) if error.is_transient() => session.in_doubt = true,
+        _ => {}
     }
     outcome
 }

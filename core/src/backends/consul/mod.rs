@@ -145,6 +145,20 @@ impl ConsulBackend {
         orphans::free_in_background(self.http.clone(), self.sessions.clone(), orphan);
     }
 
+    /// An attempt with `session` failed in transit: Consul may have
+    /// committed a take whose reply was lost, so what the session may hold
+    /// on the request's name is freed as an orphan.
+    fn free_in_doubt(&self, request: &AcquireRequest, session: String) {
+        let key = self.key(&request.name);
+        let held = if request.limit == 1 {
+            Held::Mutex { key }
+        } else {
+            Held::Semaphore { prefix: key }
+        };
+        let value = request.value.as_bytes().to_vec();
+        self.free_orphan(&request.name, session, held, value);
+    }
+
     /// The topic a lease or waiter on `name` follows: the mutex key, or the
     /// semaphore's prefix.
     fn topic_of(&self, name: &str, limit: u32) -> Arc<topics::Topic> {
@@ -220,16 +234,8 @@ impl Backend for ConsulBackend {
                 Ok(ConsulAttempt::SessionGone) => {
                     self.sessions.forget_session(&session.id);
                 }
-                // Consul may have committed a take whose reply was lost.
                 Err(error) if error.is_transient() => {
-                    let held = if request.limit == 1 {
-                        Held::Mutex { key: key.clone() }
-                    } else {
-                        Held::Semaphore {
-                            prefix: key.clone(),
-                        }
-                    };
-                    self.free_orphan(&request.name, session.id, held, value.to_vec());
+                    self.free_in_doubt(request, session.id);
                     return Err(error);
                 }
                 Err(error) => {
