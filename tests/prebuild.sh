@@ -5,7 +5,7 @@
 # length: the Python wheel (phases python and mixed), the C package (ruby,
 # go) and cargo-fuzz with the fuzz targets (fuzz).
 #
-#   tests/prebuild.sh
+#   tests/prebuild.sh          (tests/suite.sh runs it under nice -n 19)
 #
 # Each phase still builds what it needs itself: when this step got there
 # first, cargo finds nothing to do; while it is still building, cargo waits

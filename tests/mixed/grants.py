@@ -117,13 +117,16 @@ class FencedStore(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 class StoreHandler(socketserver.StreamRequestHandler):
     def handle(self):
-        for raw in self.rfile:
-            fields = raw.decode(errors="replace").split()
-            if len(fields) == 4 and fields[0] == "WRITE" and (fields[2] == "-" or fields[2].isdigit()):
-                answer = self.server.decide(fields[1], fields[2], fields[3])
-            else:
-                answer = "ERROR bad request"
-            self.wfile.write((answer + "\n").encode())
+        try:
+            for raw in self.rfile:
+                fields = raw.decode(errors="replace").split()
+                if len(fields) == 4 and fields[0] == "WRITE" and (fields[2] == "-" or fields[2].isdigit()):
+                    answer = self.server.decide(fields[1], fields[2], fields[3])
+                else:
+                    answer = "ERROR bad request"
+                self.wfile.write((answer + "\n").encode())
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # a contender killed with kill -9 mid-request
 
 
 class Proxy:
