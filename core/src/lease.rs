@@ -461,6 +461,9 @@ impl LeaseRef {
     }
 
     /// Releases in the background; used when a handle is dropped while held.
+    /// If every attempt fails (the backend unreachable), the lease is
+    /// abandoned: no longer renewed, its TTL frees it, rather than being
+    /// kept alive by a keeper nobody will ask to release it again.
     pub(crate) fn release_in_background(self) {
         if !self.core.is_kept() {
             return;
@@ -473,6 +476,9 @@ impl LeaseRef {
                     }
                     _ => return,
                 }
+            }
+            if self.core.is_kept() {
+                self.abandon();
             }
         });
     }

@@ -224,8 +224,11 @@ async function run(url, logFile, storeFile, namesText, ttlMs, holdMs, seed, stop
       if (pause !== null) await sleep(pause);
     }
 
+    // Retried through a server restart (about 15 s): a handle dropped with
+    // its lease would keep it until garbage-collected.
     let settled = false;
-    for (let i = 0; i < 2 && !settled; i++) {
+    for (let i = 0; i < 30 && !settled; i++) {
+      if (i >= 2) await sleep(500);
       t0 = now();
       try {
         await lock.release();
