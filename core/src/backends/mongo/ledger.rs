@@ -108,6 +108,7 @@ fn is_head_position(gen: i64) -> bool {
 }
 
 /// How a slot's newest generation was found in one windowed read.
+#[derive(Debug, PartialEq, Eq)]
 enum Found {
     /// This is the newest (or the slot was never used: `None`).
     Done(Option<Generation>),
@@ -115,6 +116,36 @@ enum Found {
     From(i64, Option<Generation>),
     /// The window and the head say nothing: ask otherwise.
     Lost,
+}
+
+/// What one windowed read of a slot says: `newest` is the newest generation
+/// found in `[from, from + width)`, `head_gen` the slot's head hint when it
+/// was read with it (`head`), `seen_newest` whether an earlier window
+/// already found one.
+fn judge_window(
+    newest: Option<Generation>,
+    head_gen: Option<i64>,
+    from: i64,
+    width: i64,
+    head: bool,
+    seen_newest: bool,
+) -> Found {
+    match (newest, head_gen) {
+        // The head is past the window: what the window found are
+        // leftovers below a gap (generations garbage collection
+        // missed), not the newest; read on from the head.
+        (_, Some(h)) if h >= from.saturating_add(width) => Found::From(h, None),
+        (Some(g), _) if g.gen == from.saturating_add(width) - 1 => {
+            Found::From(g.gen.saturating_add(1), Some(g))
+        }
+        (Some(g), _) => Found::Done(Some(g)),
+        // Read on past the newest: it stays the newest.
+        (None, _) if seen_newest => Found::Done(None),
+        (None, None) if head && from == 1 => Found::Done(None),
+        // Knowledge older than the collected range: its head.
+        (None, None) if !head => Found::From(from, None),
+        (None, _) => Found::Lost,
+    }
 }
 
 /// What a take's check right after its insert found.
@@ -297,19 +328,14 @@ impl Ledger {
                     .flatten()
                     .and_then(|d| d.get_i64("gen").ok());
                 let newest = window.into_iter().max_by_key(|g| g.gen);
-                let found = match (newest, head_gen) {
-                    (Some(g), _) if g.gen == from.saturating_add(width) - 1 => {
-                        Found::From(g.gen.saturating_add(1), Some(g))
-                    }
-                    (Some(g), _) => Found::Done(Some(g)),
-                    // Read on past the newest: it stays the newest.
-                    (None, _) if best.contains_key(&slot) => Found::Done(None),
-                    (None, Some(h)) if h >= from.saturating_add(width) => Found::From(h, None),
-                    (None, None) if head && from == 1 => Found::Done(None),
-                    // Knowledge older than the collected range: its head.
-                    (None, None) if !head => Found::From(from, None),
-                    (None, _) => Found::Lost,
-                };
+                let found = judge_window(
+                    newest,
+                    head_gen,
+                    from,
+                    width,
+                    head,
+                    best.contains_key(&slot),
+                );
                 match found {
                     Found::Done(g) => {
                         if let Some(g) = g {
@@ -800,5 +826,56 @@ async fn collect(coll: Collection<Document>, mut due: mpsc::Receiver<(Instant, S
         if let Err(error) = coll.delete_one(doc! { "_id": &id }).await {
             tracing::debug!(%error, id, "collecting an old lock generation failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generation(gen: i64) -> Generation {
+        Generation {
+            id: doc_id("n", 0, gen),
+            slot: 0,
+            gen,
+            limit: 1,
+            expires_at: 0,
+            released: gen % 2 == 0,
+            token: gen,
+            unit: String::new(),
+        }
+    }
+
+    /// Found by the long mixed run on FerretDB: a fresh process took
+    /// generation 127 of a mutex whose holders were past 520 (token 127,
+    /// granted before). Old generations up to 126 were still there while
+    /// the ones after were collected: reading windows forward from
+    /// generation 1, it never looked at the head (at 519) again.
+    #[test]
+    fn a_head_past_the_window_wins_over_leftovers_below_a_gap() {
+        let leftovers = judge_window(Some(generation(2)), Some(519), 1, 2, true, false);
+        assert_eq!(leftovers, Found::From(519, None));
+        let nothing = judge_window(None, Some(519), 1, 2, true, false);
+        assert_eq!(nothing, Found::From(519, None));
+    }
+
+    #[test]
+    fn a_window_without_a_head_past_it_decides() {
+        // Full window: read on.
+        let full = judge_window(Some(generation(2)), Some(2), 1, 2, true, false);
+        assert_eq!(full, Found::From(3, Some(generation(2))));
+        // Ends inside the window: the newest.
+        let inside = judge_window(Some(generation(5)), None, 3, 4, false, false);
+        assert_eq!(inside, Found::Done(Some(generation(5))));
+        // Never used.
+        assert_eq!(
+            judge_window(None, None, 1, 2, true, false),
+            Found::Done(None)
+        );
+        // Read on past the newest found earlier.
+        assert_eq!(
+            judge_window(None, None, 7, 8, false, true),
+            Found::Done(None)
+        );
     }
 }
