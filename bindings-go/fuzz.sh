@@ -16,15 +16,9 @@
 # PACKAGE/testdata/fuzz/FuzzX/; go test -run=FuzzX/NAME replays it). The
 # targets: polylock_fuzz_test.go and client/client_fuzz_test.go.
 set -euo pipefail
-seconds=60
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --seconds) seconds=${2:?--seconds needs a value}; shift 2 ;;
-    --seconds=*) seconds=${1#--seconds=}; shift ;;
-    *) echo "usage: $0 [--seconds S]" >&2; exit 2 ;;
-  esac
-done
-case "$seconds" in '' | *[!0-9]*) echo "fuzz.sh: --seconds takes a whole number" >&2; exit 2 ;; esac
+# shellcheck source=../tests/support/pool.sh
+source "$(dirname "$0")/../tests/support/pool.sh"
+seconds_option 60 "$@"
 
 # shellcheck source=lib-env.sh
 source "$(dirname "$0")/lib-env.sh"
@@ -70,17 +64,12 @@ jobs=${POLYLOCK_FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
 case "$jobs" in '' | *[!0-9]* | 0) jobs=1 ;; esac
 workers=$(( $(nproc 2>/dev/null || echo 1) / jobs ))
 [ "$workers" -ge 1 ] || workers=1
-running=0
+pool_start "$jobs"
 for entry in "${targets[@]}"; do
   read -r pkg target <<<"$entry"
-  if [ "$running" -ge "$jobs" ]; then
-    wait -n || true
-    running=$((running - 1))
-  fi
-  fuzz_one "$pkg" "$target" &
-  running=$((running + 1))
+  pool_add fuzz_one "$pkg" "$target"
 done
-wait || true
+pool_wait
 failures=0
 for entry in "${targets[@]}"; do
   read -r _ target <<<"$entry"

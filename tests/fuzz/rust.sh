@@ -169,17 +169,13 @@ run_target() {
 # $jobs targets at a time (default: one per core), each for S seconds of
 # wall clock; the lines are printed in the targets' order.
 jobs=${POLYLOCK_FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
-case "$jobs" in ''|*[!0-9]*|0) jobs=1 ;; esac
-running=0
+# shellcheck source=../support/pool.sh
+source "$root/tests/support/pool.sh"
+pool_start "$jobs"
 for target in "${targets[@]}"; do
-  if [ "$running" -ge "$jobs" ]; then
-    wait -n
-    running=$((running - 1))
-  fi
-  run_target "$target" &
-  running=$((running + 1))
+  pool_add run_target "$target"
 done
-wait
+pool_wait
 status=0
 for target in "${targets[@]}"; do
   cat "$scratch/$target.line" 2>/dev/null || echo "fuzz $target: FAILED (no result)"

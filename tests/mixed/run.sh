@@ -130,7 +130,6 @@ run_backend() {
 # default 2), the slowest (FerretDB) first; each has its own servers, so
 # their faults do not meet. Their output is shown in the usual order.
 jobs=${POLYLOCK_MIXED_JOBS:-2}
-case "$jobs" in '' | *[!0-9]* | 0) jobs=1 ;; esac
 selected=()
 for run in "${runs[@]}"; do
   read -r backend url <<<"$run"
@@ -139,17 +138,14 @@ done
 ordered=()
 for run in "${selected[@]}"; do [[ $run == "ferretdb "* ]] && ordered+=("$run"); done
 for run in "${selected[@]}"; do [[ $run == "ferretdb "* ]] || ordered+=("$run"); done
-running=0
+# shellcheck source=../support/pool.sh
+source "$root/tests/support/pool.sh"
+pool_start "$jobs"
 for run in "${ordered[@]}"; do
   read -r backend url <<<"$run"
-  if [ "$running" -ge "$jobs" ]; then
-    wait -n || true
-    running=$((running - 1))
-  fi
-  run_backend "$backend" "$url" &
-  running=$((running + 1))
+  pool_add run_backend "$backend" "$url"
 done
-wait || true
+pool_wait
 for run in "${selected[@]}"; do
   read -r backend _ <<<"$run"
   cat "$work/$backend.out"

@@ -19,15 +19,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
-seconds=60
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --seconds) seconds=${2:?--seconds needs a value}; shift 2 ;;
-    --seconds=*) seconds=${1#--seconds=}; shift ;;
-    *) echo "usage: $0 [--seconds S]" >&2; exit 2 ;;
-  esac
-done
-case "$seconds" in '' | *[!0-9]*) echo "run.sh: --seconds takes a whole number" >&2; exit 2 ;; esac
+# shellcheck source=../../../tests/support/pool.sh
+source "$root/tests/support/pool.sh"
+seconds_option 60 "$@"
 
 label="fuzz c-abi-calls"
 failed() {

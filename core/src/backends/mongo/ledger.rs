@@ -36,7 +36,12 @@
 //! deleted at least `GC_DELAY` after that survey: far past the attempt's
 //! freshness. (Only a process frozen for almost a minute between that check
 //! and its insert could still re-insert; its token would then be lower than
-//! the current holder's, which fencing rejects downstream.)
+//! the current holder's, which fencing rejects downstream.) Deletions are
+//! scheduled in the taker's process, so a taker that exits or is killed
+//! within `GC_DELAY` leaves its generations behind; every [`SWEEP_EVERY`]
+//! generations a take also sweeps the whole slot below `g − 2` (the same
+//! delay), so leftovers do not outlive the next sweeper that stays, and
+//! until then a survey trusts a head past them ([`judge_window`]).
 //!
 //! Fencing tokens: a mutex's token is its generation. A semaphore draws a
 //! token from a per-name ticket ledger (slot -1) the same way, before
@@ -77,6 +82,11 @@ pub(crate) const FRESHNESS: Duration = Duration::from_secs(30);
 pub(crate) const GC_DELAY: Duration = Duration::from_secs(60);
 /// Deletions waiting for their time, at most (beyond: left in place).
 const GC_BACKLOG: usize = 100_000;
+/// About every this many generations (a multiple of [`HEAD_EVERY`]) a take
+/// also sweeps everything of its slot below `gen - 2`, [`GC_DELAY`] later:
+/// the deletions that takers which exited or were killed within
+/// `GC_DELAY` of their take had scheduled and never made.
+const SWEEP_EVERY: i64 = 64;
 
 /// How many lost ticket races a semaphore acquisition tolerates.
 const TICKET_RETRIES: u32 = 64;
@@ -99,6 +109,40 @@ const TICKET_PEEK: i64 = 1;
 /// A slot's head hint moves about every this many generations (and at the
 /// first): a survey from it reads on a few windows at most.
 const HEAD_EVERY: i64 = 8;
+
+/// The generation below which a take of `gen` sweeps its slot, if it is
+/// one of the takes that sweep (those at the head positions of every
+/// [`SWEEP_EVERY`]th generation). Generations below `gen - 2` had their
+/// successor's successor taken before `gen`, so deleting them `GC_DELAY`
+/// after `gen` keeps the rule that `k` goes only `GC_DELAY` after `k + 2`;
+/// deleting a prefix keeps the slot's generations one contiguous range.
+fn sweep_below(gen: i64) -> Option<i64> {
+    (gen > SWEEP_EVERY / 2 && gen % SWEEP_EVERY < 2).then(|| gen - 2)
+}
+
+/// What the collector deletes once it is due.
+#[derive(Debug, PartialEq)]
+enum Collect {
+    /// One generation, by `_id`.
+    One(String),
+    /// Every document of the slot whose `gen` is below this one, except
+    /// its head (which the documents above it need).
+    Below(Document),
+}
+
+impl Collect {
+    /// Everything of `slot` of `name` below generation `gen`, the head
+    /// hint aside: without it a fresh survey could find neither a head nor
+    /// generation 1 and take the slot as never used.
+    fn below(name: &str, slot: i32, gen: i64) -> Self {
+        Collect::Below(doc! {
+            "name": name,
+            "slot": slot,
+            "gen": { "$lt": gen },
+            "_id": { "$ne": head_id(name, slot) },
+        })
+    }
+}
 
 /// True for the generations a head hint may name: a take of one moves the
 /// head. Two in a row, because takes go two generations at a time (take,
@@ -163,8 +207,8 @@ pub(crate) enum PostCheck {
 #[derive(Clone)]
 pub(crate) struct Ledger {
     coll: Collection<Document>,
-    /// Deletions due later, in order: (when, `_id`).
-    collector: mpsc::Sender<(Instant, String)>,
+    /// Deletions due later, in order.
+    collector: mpsc::Sender<(Instant, Collect)>,
     /// How the server reads several documents by `_id` best.
     reads: IdReads,
     /// The renewal sessions that keep holders live.
@@ -790,7 +834,7 @@ impl Ledger {
             // A full backlog leaves the document in place: garbage, not harm.
             let _ = self
                 .collector
-                .try_send((due(), doc_id(name, slot, gen - 2)));
+                .try_send((due(), Collect::One(doc_id(name, slot, gen - 2))));
         }
         if !is_head_position(gen) {
             return;
@@ -813,18 +857,27 @@ impl Ledger {
             if is_head_position(previous) {
                 let _ = self
                     .collector
-                    .try_send((due(), doc_id(name, slot, previous)));
+                    .try_send((due(), Collect::One(doc_id(name, slot, previous))));
             }
+        }
+        if let Some(below) = sweep_below(gen) {
+            let _ = self
+                .collector
+                .try_send((due(), Collect::below(name, slot, below)));
         }
     }
 }
 
 /// Deletes scheduled generations when they are due, until the ledger is gone.
-async fn collect(coll: Collection<Document>, mut due: mpsc::Receiver<(Instant, String)>) {
-    while let Some((when, id)) = due.recv().await {
+async fn collect(coll: Collection<Document>, mut due: mpsc::Receiver<(Instant, Collect)>) {
+    while let Some((when, what)) = due.recv().await {
         tokio::time::sleep_until(when).await;
-        if let Err(error) = coll.delete_one(doc! { "_id": &id }).await {
-            tracing::debug!(%error, id, "collecting an old lock generation failed");
+        let deleted = match &what {
+            Collect::One(id) => coll.delete_one(doc! { "_id": id }).await,
+            Collect::Below(filter) => coll.delete_many(filter.clone()).await,
+        };
+        if let Err(error) = deleted {
+            tracing::debug!(%error, ?what, "collecting old lock generations failed");
         }
     }
 }
@@ -832,6 +885,39 @@ async fn collect(coll: Collection<Document>, mut due: mpsc::Receiver<(Instant, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_sweep_even_or_odd_run_of_takes_meets_one() {
+        // Takes go two generations at a time, from either parity.
+        for start in [33, 34] {
+            let sweeps: Vec<i64> = (0..64)
+                .map(|step| start + 2 * step)
+                .filter_map(sweep_below)
+                .collect();
+            assert_eq!(sweeps.len(), 2, "from {start}: {sweeps:?}");
+        }
+        assert_eq!(sweep_below(64), Some(62));
+        assert_eq!(sweep_below(129), Some(127));
+        assert_eq!(sweep_below(1), None, "nothing below the first take");
+        assert_eq!(sweep_below(63), None);
+        assert!((1..=SWEEP_EVERY * 4)
+            .filter_map(|gen| sweep_below(gen).map(|below| (gen, below)))
+            .all(|(gen, below)| is_head_position(gen) && below == gen - 2));
+    }
+
+    #[test]
+    fn a_sweep_spares_the_head_and_other_names() {
+        let Collect::Below(filter) = Collect::below("a/0", 3, 62) else {
+            unreachable!()
+        };
+        assert_eq!(filter.get_str("name"), Ok("a/0"));
+        assert_eq!(filter.get_i32("slot"), Ok(3));
+        assert_eq!(filter.get_document("gen").unwrap().get_i64("$lt"), Ok(62));
+        assert_eq!(
+            filter.get_document("_id").unwrap().get_str("$ne"),
+            Ok("a/0/3/head")
+        );
+    }
 
     fn generation(gen: i64) -> Generation {
         Generation {
