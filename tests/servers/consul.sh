@@ -70,7 +70,8 @@ consul_bin() { go_build_cached consul "$CONSUL_VERSION" build_consul; }
 
 # start_agent STATE_DIR NAME EXTRA_ARGS...: start one agent in the background,
 # write its pid to STATE_DIR/NAME.pid and its http URL to STATE_DIR/NAME.url.
-# Its ports and flags are kept in STATE_DIR/NAME.ports and NAME.args, and
+# Its ports and flags are kept in STATE_DIR/NAME.ports (HTTP, server, serf
+# LAN, serf WAN; chosen here unless written before) and NAME.args, and
 # reused when NAME is started again (restart).
 start_agent() {
   local state=$1 name=$2; shift 2
@@ -81,8 +82,8 @@ start_agent() {
   else
     http=$(free_port) server=$(free_port) lan=$(free_port) wan=$(free_port)
     echo "$http $server $lan $wan" >"$state/$name.ports"
-    printf '%q ' "$@" >"$state/$name.args"
   fi
+  [ -f "$state/$name.args" ] || printf '%q ' "$@" >"$state/$name.args"
   "$(consul_bin)" agent -bind=127.0.0.1 -client=127.0.0.1 -node="$name" \
     -http-port="$http" -dns-port=-1 -grpc-port=-1 -grpc-tls-port=-1 \
     -server-port="$server" -serf-lan-port="$lan" -serf-wan-port="$wan" \
@@ -91,7 +92,6 @@ start_agent() {
     -log-level=warn "$@" \
     >>"$state/$name/agent.log" 2>&1 &
   echo $! >"$state/$name.pid"
-  echo "$lan" >"$state/$name.serf"
   echo "http://127.0.0.1:$http" >"$state/$name.url"
 }
 
@@ -223,17 +223,24 @@ case "$cmd" in
     state=${2:?state dir}
     consul_bin >/dev/null
     mkdir -p "$state"
+    # Every member's ports first, so each can be told the others' serf
+    # ports: it keeps retrying to join them until they listen (a one-shot
+    # join right after starting them raced their start on a loaded machine:
+    # refused, no leader).
     for n in 1 2 3; do
-      start_agent "$state" "server$n" -server -bootstrap-expect=3 \
-        -data-dir="$state/server$n/data" -hcl 'performance { raft_multiplier = 1 }'
+      [ -f "$state/server$n.ports" ] ||
+        echo "$(free_port) $(free_port) $(free_port) $(free_port)" >"$state/server$n.ports"
     done
-    # Each server learns the others' serf ports once all three are running.
     for n in 1 2 3; do
+      joins=()
       for m in 1 2 3; do
         [ "$n" = "$m" ] && continue
-        "$(consul_bin)" join -http-addr="$(cat "$state/server$n.url")" \
-          "127.0.0.1:$(cat "$state/server$m.serf")" >/dev/null 2>&1 || true
+        read -r _ _ lan _ <"$state/server$m.ports"
+        joins+=("-retry-join=127.0.0.1:$lan")
       done
+      start_agent "$state" "server$n" -server -bootstrap-expect=3 \
+        -data-dir="$state/server$n/data" -hcl 'performance { raft_multiplier = 1 }' \
+        "${joins[@]}" -retry-interval=1s
     done
     for n in 1 2 3; do await_leader "$state" "server$n" 90; done
     cat "$state"/server*.url
