@@ -11,7 +11,7 @@
 # checked against what the bindings' bad-input tests recorded). The release
 # builds of later phases (Python wheel, C package, fuzz targets) run in the
 # background from the start (tests/prebuild.sh, its lines printed before the
-# mixed phase). Runs every
+# fuzz phase). Runs every
 # phase even after a failure, showing each one's output in
 # full, and counts each phase's tests from its runner's own output
 # (tests/count.py). Ends with one line per phase, such as "phase rust: ok
@@ -43,7 +43,9 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/polylock-suite.XXXXXX")
 # The release builds later phases need, in the background from the start
 # (tests/prebuild.sh), at the lowest priority: they take only CPU the
 # phases leave idle, so tests with short TTLs do not compete with them. The
-# suite waits for it before the mixed phase.
+# suite waits for it before the fuzz phase (its last step builds the fuzz
+# targets; the mixed phase before it needs only the first two, which are
+# done by then, or else its own build waits on cargo's lock).
 nice -n 19 bash tests/prebuild.sh >"$work/prebuild.log" 2>&1 &
 prebuild=$!
 trap 'kill "$prebuild" 2>/dev/null; rm -rf "$work"' EXIT
@@ -67,7 +69,7 @@ for phase in "${phases[@]}"; do
       echo "suite: restarting FerretDB before the $name phase failed" >&2
   fi
   first=
-  if [ "$name" = mixed ] && [ -n "$prebuild" ]; then
+  if [ "$name" = fuzz ] && [ -n "$prebuild" ]; then
     wait "$prebuild"
     cat "$work/prebuild.log"
     prebuild=

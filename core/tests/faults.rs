@@ -321,6 +321,8 @@ async fn kill_cluster_leader(servers: &FaultServers, tally: &mut Tally) {
     let rival = connect(&followers[1]).await;
     survive_or_lose(holder, &rival, &store, tally, "cluster leader kill").await;
     tally_store(tally, &store);
+    // The killed leader back, so later suites (the mixed one) find three.
+    servers.script("consul.sh", "heal", "consul-cluster").await;
 }
 
 /// Adds a fenced store's counts to the backend's totals.

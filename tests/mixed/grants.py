@@ -367,6 +367,10 @@ class Run:
                     commands.append((fields[0], fields[1:]))
         if self.args.backend == "memory":
             commands = [(lang, cmd) for lang, cmd in commands if lang == "rust"]
+        if self.args.backend == "consul":
+            # Earlier suites kill members and may leave them down (the
+            # fault suite's leader kill): all three are up before the run.
+            self.script("consul.sh", "heal", os.path.join(self.args.servers, "consul-cluster"))
         urls = self.urls()
         for index, (lang, command) in enumerate(commands):
             url = urls[index % len(urls)]

@@ -27,6 +27,9 @@
 #                                   again after it was killed, with its ports,
 #                                   flags and raft state; wait until it sees
 #                                   a leader
+#   consul.sh heal STATE_DIR        start again every cluster member that is
+#                                   not running (revive), so the cluster has
+#                                   all three; wait until each sees a leader
 #   consul.sh stop STATE_DIR        stop whatever the commands above started
 #
 # POLYLOCK_CONSUL_MAX_CONNS sets the agents' http_max_conns_per_client (default
@@ -93,6 +96,14 @@ start_agent() {
     >>"$state/$name/agent.log" 2>&1 &
   echo $! >"$state/$name.pid"
   echo "http://127.0.0.1:$http" >"$state/$name.url"
+}
+
+# start_again STATE_DIR NAME: start agent NAME again with the ports and flags
+# start_agent kept for it.
+start_again() {
+  local state=$1 name=$2 args
+  eval "args=($(cat "$state/$name.args"))"
+  start_agent "$state" "$name" "${args[@]}"
 }
 
 # leader_ready URL: true once the agent answers with an elected leader.
@@ -188,8 +199,7 @@ case "$cmd" in
     state=${2:?state dir}
     name=$(basename "$(ls "$state"/*.args | head -n1)" .args)
     stop_pidfile "$state/$name.pid"
-    eval "args=($(cat "$state/$name.args"))"
-    start_agent "$state" "$name" "${args[@]}"
+    start_again "$state" "$name"
     await_leader "$state" "$name" 60
     ;;
   leader)
@@ -215,8 +225,7 @@ case "$cmd" in
     [ -f "$state/$name.args" ] || die "$state has no member $name"
     [ -f "$state/$name.pid" ] && kill -0 "$(cat "$state/$name.pid")" 2>/dev/null &&
       die "$name is still running"
-    eval "args=($(cat "$state/$name.args"))"
-    start_agent "$state" "$name" "${args[@]}"
+    start_again "$state" "$name"
     await_leader "$state" "$name" 90
     ;;
   start-cluster)
@@ -245,9 +254,18 @@ case "$cmd" in
     for n in 1 2 3; do await_leader "$state" "server$n" 90; done
     cat "$state"/server*.url
     ;;
+  heal)
+    state=${2:?state dir}
+    for n in 1 2 3; do
+      pidfile="$state/server$n.pid"
+      if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then continue; fi
+      start_again "$state" "server$n"
+    done
+    for n in 1 2 3; do await_leader "$state" "server$n" 90; done
+    ;;
   stop)
     state=${2:?state dir}
     for f in "$state"/*.pid; do [ -e "$f" ] && stop_pidfile "$f"; done
     ;;
-  *) die "usage: consul.sh build|start DIR|start-acl DIR|start-tls DIR|start-server DIR|start-cluster DIR|restart DIR|leader DIR|kill-leader DIR|revive DIR NAME|stop DIR" ;;
+  *) die "usage: consul.sh build|start DIR|start-acl DIR|start-tls DIR|start-server DIR|start-cluster DIR|restart DIR|leader DIR|kill-leader DIR|revive DIR NAME|heal DIR|stop DIR" ;;
 esac
