@@ -326,8 +326,13 @@ impl Ledger {
     }
 
     /// The newest generation of each of `slots` that was ever used: windows
-    /// of ids read together, forward from `known` (or from each slot's head
-    /// and generation 1).
+    /// of ids read together, forward from `known` (or from generation 1),
+    /// each slot's head read with its first window. Known positions need the
+    /// head too: the generation a process knows can be a leftover below a
+    /// gap (a head position kept because moving the head failed, or one a
+    /// killed taker never deleted), and the window would take it for the
+    /// newest (the long mixed run on FerretDB drew ticket 562 of a
+    /// semaphore already at 605).
     async fn newest_of(
         &self,
         name: &str,
@@ -338,10 +343,7 @@ impl Ledger {
         // (slot, first generation to read, read its head too)
         let mut pending: Vec<(i32, i64, bool)> = slots
             .iter()
-            .map(|&slot| match known(slot) {
-                Some(gen) => (slot, gen.max(1), false),
-                None => (slot, 1, true),
-            })
+            .map(|&slot| (slot, known(slot).unwrap_or(1).max(1), true))
             .collect();
         let mut width = WINDOW;
         let mut stragglers = Vec::new();
@@ -885,6 +887,24 @@ async fn collect(coll: Collection<Document>, mut due: mpsc::Receiver<(Instant, C
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the long mixed run on FerretDB: a process that knew ticket
+    /// 561 of a semaphore found 561 still there (a head position whose
+    /// deletion was never scheduled) but not 562 (collected), took 561 for
+    /// the newest and drew 562 while the ledger was at 605. Read with the
+    /// head, the window defers to it.
+    #[test]
+    fn a_known_position_below_a_gap_defers_to_the_head() {
+        let mut leftover = generation(561);
+        leftover.slot = TICKET_SLOT;
+        let found = judge_window(Some(leftover), Some(600), 561, 2, true, false);
+        assert_eq!(found, Found::From(600, None));
+        // Without anything past the window, the window decides.
+        let newest = judge_window(Some(generation(562)), Some(560), 561, 2, true, false);
+        assert_eq!(newest, Found::From(563, Some(generation(562))));
+        let last = judge_window(Some(generation(561)), Some(560), 561, 2, true, false);
+        assert_eq!(last, Found::Done(Some(generation(561))));
+    }
 
     #[test]
     fn every_sweep_even_or_odd_run_of_takes_meets_one() {
