@@ -186,8 +186,8 @@ fn judge_window(
         // Read on past the newest: it stays the newest.
         (None, _) if seen_newest => Found::Done(None),
         (None, None) if head && from == 1 => Found::Done(None),
-        // Knowledge older than the collected range: its head.
-        (None, None) if !head => Found::From(from, None),
+        // Nothing where the knowledge or the head pointed (collected
+        // away, or a stale head): only a full survey can tell.
         (None, _) => Found::Lost,
     }
 }
@@ -389,13 +389,12 @@ impl Ledger {
                         }
                     }
                     Found::From(gen, g) => {
-                        // Knowledge that found nothing (collected away) is
-                        // read again with the slot's head.
-                        let with_head = !head && g.is_none();
+                        // The head was read with the first window; later
+                        // windows read on from what it or they found.
                         if let Some(g) = g {
                             best.insert(slot, g);
                         }
-                        next.push((slot, gen, with_head));
+                        next.push((slot, gen, false));
                     }
                     Found::Lost => stragglers.push(slot),
                 }
@@ -982,6 +981,19 @@ mod tests {
         assert_eq!(
             judge_window(None, None, 7, 8, false, true),
             Found::Done(None)
+        );
+    }
+
+    #[test]
+    fn an_empty_window_where_a_head_or_knowledge_pointed_asks_a_full_survey() {
+        // Read on from a head whose generation is gone (a stale head).
+        assert_eq!(judge_window(None, None, 519, 2, false, false), Found::Lost);
+        // A known position with nothing there and no head.
+        assert_eq!(judge_window(None, None, 40, 2, true, false), Found::Lost);
+        // A head inside an empty window.
+        assert_eq!(
+            judge_window(None, Some(41), 40, 4, true, false),
+            Found::Lost
         );
     }
 }
