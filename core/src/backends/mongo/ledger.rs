@@ -340,19 +340,22 @@ impl Ledger {
         known: &impl Fn(i32) -> Option<i64>,
     ) -> Result<Vec<Generation>> {
         let mut best: BTreeMap<i32, Generation> = BTreeMap::new();
-        // (slot, first generation to read, read its head too)
-        let mut pending: Vec<(i32, i64, bool)> = slots
+        // (slot, first generation to read)
+        let mut pending: Vec<(i32, i64)> = slots
             .iter()
-            .map(|&slot| (slot, known(slot).unwrap_or(1).max(1), true))
+            .map(|&slot| (slot, known(slot).unwrap_or(1).max(1)))
             .collect();
         let mut width = WINDOW;
         let mut stragglers = Vec::new();
-        for _ in 0..WINDOW_ROUNDS {
+        for round in 0..WINDOW_ROUNDS {
             if pending.is_empty() {
                 break;
             }
+            // Only the first window reads each slot's head too; later
+            // windows read on from what it or they found.
+            let head = round == 0;
             let mut ids = Vec::new();
-            for &(slot, from, head) in &pending {
+            for &(slot, from) in &pending {
                 ids.extend((from..from.saturating_add(width)).map(|gen| doc_id(name, slot, gen)));
                 if head {
                     ids.push(head_id(name, slot));
@@ -364,7 +367,7 @@ impl Ledger {
                 .filter_map(|d| Some((d.get_str("_id").ok()?.to_string(), d)))
                 .collect();
             let mut next = Vec::new();
-            for (slot, from, head) in pending {
+            for (slot, from) in pending {
                 let window: Vec<Generation> = (from..from.saturating_add(width))
                     .filter_map(|gen| by_id.remove(&doc_id(name, slot, gen)))
                     .filter_map(|d| Generation::from_doc(&d))
@@ -389,12 +392,10 @@ impl Ledger {
                         }
                     }
                     Found::From(gen, g) => {
-                        // The head was read with the first window; later
-                        // windows read on from what it or they found.
                         if let Some(g) = g {
                             best.insert(slot, g);
                         }
-                        next.push((slot, gen, false));
+                        next.push((slot, gen));
                     }
                     Found::Lost => stragglers.push(slot),
                 }
