@@ -211,24 +211,29 @@ impl Connections {
             .map_err(|e| transport_error(&e))?;
         let (ended_tx, ended) = watch::channel(None);
         let address = self.config.address();
-        let tls = scheme == "https";
-        let answered = Arc::new(AtomicBool::new(false));
-        let answered_for_driver = answered.clone();
+        let answers = Arc::new(Answers {
+            address: address.clone(),
+            tls: scheme == "https",
+            answered: AtomicBool::new(false),
+        });
+        let answers_for_driver = answers.clone();
         let driver = runtime::spawn(async move {
-            let answered = answered_for_driver;
+            let answers = answers_for_driver;
             let end = match driver.await {
-                Ok(()) => End::Closed(format!("the LDLM server at {address} closed the connection")),
+                Ok(()) => match answers.refusal(&"it closed the connection") {
+                    Some(reason) => End::Refused(reason),
+                    None => End::Closed(format!(
+                        "the LDLM server at {address} closed the connection"
+                    )),
+                },
                 Err(e) => match tls::classify(&e) {
                     Some(Error::Auth(reason)) => End::Refused(reason),
-                    // With TLS 1.3 a server refuses a client certificate
-                    // (or its absence) after the handshake, and its alert
-                    // can be lost to the broken pipe that follows.
-                    _ if tls && !answered.load(Ordering::Acquire) => End::Refused(format!(
-                        "the LDLM server at {address} closed the TLS connection before answering anything ({e}): it refused the connection; does it need a client certificate (cert=, key=) signed by a CA it trusts?"
-                    )),
-                    _ => End::Closed(format!(
-                        "the connection to the LDLM server at {address} broke: {e}"
-                    )),
+                    _ => match answers.refusal(&e) {
+                        Some(reason) => End::Refused(reason),
+                        None => End::Closed(format!(
+                            "the connection to the LDLM server at {address} broke: {e}"
+                        )),
+                    },
                 },
             };
             tracing::debug!(generation, reason = end.reason(), "ldlm connection ended");
@@ -244,7 +249,7 @@ impl Connections {
         let transport = Http2 {
             send,
             ended: ended.clone(),
-            answered,
+            answers,
         };
         let rpc = LdlmClient::with_origin(transport, origin);
         Ok(Connection {
@@ -281,14 +286,38 @@ fn transport_error(error: &(dyn std::error::Error + 'static)) -> Error {
         .unwrap_or_else(|| Error::Connection(format!("the LDLM connection failed: {error}")))
 }
 
+/// Whether the server of one connection ever answered: what its driver and
+/// its calls both judge a failure by.
+struct Answers {
+    address: String,
+    tls: bool,
+    /// Set once the server answered a call on this connection.
+    answered: AtomicBool,
+}
+
+impl Answers {
+    /// Why the connection was refused, if a failure (`error`) means that:
+    /// with TLS 1.3 a server refuses a client certificate (or its absence)
+    /// after the handshake, and its alert can be lost to the broken pipe or
+    /// the close that follows, so a TLS connection that fails or ends
+    /// before the server answered anything was refused.
+    fn refusal(&self, error: &dyn std::fmt::Display) -> Option<String> {
+        (self.tls && !self.answered.load(Ordering::Acquire)).then(|| {
+            format!(
+                "the LDLM server at {} closed the TLS connection before answering anything ({error}): it refused the connection; does it need a client certificate (cert=, key=) signed by a CA it trusts?",
+                self.address
+            )
+        })
+    }
+}
+
 /// The gRPC transport over one HTTP/2 connection: sends each request on it,
 /// with the connection's scheme and authority.
 #[derive(Clone)]
 pub(crate) struct Http2 {
     send: SendRequest<tonic::body::Body>,
     ended: watch::Receiver<Option<End>>,
-    /// Set once the server answered a call on this connection.
-    answered: Arc<AtomicBool>,
+    answers: Arc<Answers>,
 }
 
 impl tower_service::Service<http::Request<tonic::body::Body>> for Http2 {
@@ -305,11 +334,11 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Http2 {
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let sent = self.send.send_request(request);
         let mut ended = self.ended.clone();
-        let answered = self.answered.clone();
+        let answers = self.answers.clone();
         Box::pin(async move {
             let error = match sent.await {
                 Ok(response) => {
-                    answered.store(true, Ordering::Release);
+                    answers.answered.store(true, Ordering::Release);
                     return Ok(response);
                 }
                 Err(error) => transport_error(&error),
@@ -317,11 +346,17 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Http2 {
             if let Error::Auth(_) = error {
                 return Err(TransportFailure(error));
             }
-            // A call fails when its connection ends; the end tells why.
+            // A call fails when its connection ends; the end tells why. A
+            // driver slow to report it (a loaded host) must not turn a
+            // refusal into a connection failure: the call judges that by
+            // the same rule.
             let end = tokio::time::timeout(END_REPORT_WAIT, ended.wait_for(Option::is_some)).await;
             Err(TransportFailure(match end {
                 Ok(Ok(end)) => end.as_ref().map_or(error, End::error),
-                _ => error,
+                _ => match answers.refusal(&error) {
+                    Some(reason) => Error::Auth(reason),
+                    None => error,
+                },
             }))
         })
     }
