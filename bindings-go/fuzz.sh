@@ -20,10 +20,6 @@ set -euo pipefail
 source "$(dirname "$0")/../tests/support/pool.sh"
 seconds_option 60 "$@"
 
-# shellcheck source=lib-env.sh
-source "$(dirname "$0")/lib-env.sh"
-cd "$root/bindings-go"
-
 # package target
 targets=(
   ". FuzzNew"
@@ -31,6 +27,20 @@ targets=(
   ". FuzzCalls"
   "./client FuzzClient"
 )
+
+# A failed setup step (building or unpacking the C package) still gives
+# every target its line, so the suite counts the failures it caused.
+setup_failed() {
+  local status=$?
+  for entry in "${targets[@]}"; do
+    echo "fuzz go-${entry#* }: FAILED (lib-env.sh: building or unpacking the C package failed, status $status)"
+  done
+}
+trap setup_failed ERR
+# shellcheck source=lib-env.sh
+source "$(dirname "$0")/lib-env.sh"
+cd "$root/bindings-go"
+trap - ERR
 logs="$prefix/fuzz-logs"
 mkdir -p "$logs"
 

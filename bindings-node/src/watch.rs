@@ -22,18 +22,20 @@ pub struct LockEventJs {
     pub fencing_token: Option<BigInt>,
 }
 
-/// A subscription to a name's lock events. Collected, it closes (a pending
-/// `next()` resolves to null).
+/// A subscription to a name's lock events. Closed or collected, it ends (a
+/// pending `next()` resolves to null); closed, it frees the stream at once
+/// (its backend subscription and buffer), not when collected.
 #[napi]
 pub struct NativeEvents {
-    inner: Arc<Mutex<polylock::LockEvents>>,
+    /// The stream; `None` once closed.
+    inner: Arc<Mutex<Option<polylock::LockEvents>>>,
     closed: watch::Sender<bool>,
 }
 
 impl NativeEvents {
     pub(crate) fn new(inner: polylock::LockEvents) -> Self {
         NativeEvents {
-            inner: Arc::new(Mutex::new(inner)),
+            inner: Arc::new(Mutex::new(Some(inner))),
             closed: watch::Sender::new(false),
         }
     }
@@ -69,15 +71,15 @@ impl NativeEvents {
         let mut closed = self.closed.subscribe();
         let inner = self.inner.clone();
         polylock::spawn(async move {
-            let event = if *closed.borrow() {
-                None
-            } else {
-                let mut stream = inner.lock().await;
-                tokio::select! {
+            let mut stream = inner.lock().await;
+            let event = match stream.as_mut() {
+                Some(stream) if !*closed.borrow() => tokio::select! {
                     event = stream.next() => event,
                     _ = closed.wait_for(|closed| *closed) => None,
-                }
+                },
+                _ => None,
             };
+            drop(stream);
             deferred.settle_result(Ok(Next(event)));
         });
         Ok(promise)
@@ -89,16 +91,28 @@ impl NativeEvents {
     pub fn ready(&self, env: Env) -> napi::Result<Raw> {
         let (deferred, promise) = bridge::promise(&env)?;
         let inner = self.inner.clone();
+        let mut closed = self.closed.subscribe();
         polylock::spawn(async move {
-            inner.lock().await.ready().await;
+            if let Some(stream) = inner.lock().await.as_mut() {
+                tokio::select! {
+                    _ = stream.ready() => {}
+                    _ = closed.wait_for(|closed| *closed) => {}
+                }
+            }
             deferred.settle_result(Ok(()));
         });
         Ok(promise)
     }
 
-    /// Ends the subscription; a pending `next()` resolves to null.
+    /// Ends the subscription and frees the stream; a pending `next()`
+    /// resolves to null.
     #[napi]
     pub fn close(&self) {
         self.closed.send_replace(true);
+        let inner = self.inner.clone();
+        // After a pending `next()` let go of the stream.
+        polylock::spawn(async move {
+            inner.lock().await.take();
+        });
     }
 }
