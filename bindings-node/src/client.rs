@@ -81,13 +81,13 @@ impl From<polylock::Capabilities> for CapabilitiesJs {
 }
 
 /// What V8 is told a client costs besides its small JS object: the
-/// connections, session and tasks it keeps, which are freed only once the
-/// client and every handle made from it are collected. Untold, V8 sees no
-/// reason to collect: a program that drops clients (a new one per job)
-/// keeps them, and their server connections, until a full collection that
-/// a small heap may go without for an hour. Told, V8 collects after a few
-/// dozen dropped clients (it starts a full collection once external memory
-/// grew by 64 MiB).
+/// connections, session, buffers and tasks it keeps, which are freed only
+/// once the client and every handle made from it are collected. Untold, V8
+/// sees no reason to hurry: a program that drops clients (a new one per
+/// job) keeps those until a full collection, which a small heap may not
+/// have for many minutes (the soak's Node process had none in 12). Told,
+/// V8 collects after a few dozen dropped clients (it starts a full
+/// collection once external memory grew by 64 MiB).
 const CLIENT_EXTERNAL_BYTES: i64 = 1 << 20;
 
 /// A connected client.
