@@ -220,20 +220,14 @@ impl Connections {
         let driver = runtime::spawn(async move {
             let answers = answers_for_driver;
             let end = match driver.await {
-                Ok(()) => match answers.refusal(&"it closed the connection") {
-                    Some(reason) => End::Refused(reason),
-                    None => End::Closed(format!(
-                        "the LDLM server at {address} closed the connection"
-                    )),
-                },
+                Ok(()) => answers.end(&"it closed the connection", || {
+                    format!("the LDLM server at {address} closed the connection")
+                }),
                 Err(e) => match tls::classify(&e) {
                     Some(Error::Auth(reason)) => End::Refused(reason),
-                    _ => match answers.refusal(&e) {
-                        Some(reason) => End::Refused(reason),
-                        None => End::Closed(format!(
-                            "the connection to the LDLM server at {address} broke: {e}"
-                        )),
-                    },
+                    _ => answers.end(&e, || {
+                        format!("the connection to the LDLM server at {address} broke: {e}")
+                    }),
                 },
             };
             tracing::debug!(generation, reason = end.reason(), "ldlm connection ended");
@@ -308,6 +302,16 @@ impl Answers {
                 self.address
             )
         })
+    }
+
+    /// How a connection that `cause` ended, ended: refused (see
+    /// [`refusal`](Self::refusal)), else closed, for the reason `closed`
+    /// gives.
+    fn end(&self, cause: &dyn std::fmt::Display, closed: impl FnOnce() -> String) -> End {
+        match self.refusal(cause) {
+            Some(reason) => End::Refused(reason),
+            None => End::Closed(closed()),
+        }
     }
 }
 
